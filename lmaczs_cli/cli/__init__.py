@@ -1,0 +1,1 @@
+"""The ``lmaczs`` command line: one module per subcommand, parsing and printing only."""

@@ -1,0 +1,157 @@
+"""The ``ZeroShotModel`` interface: what every explained CLAP-style model provides.
+
+A model turns a *linear magnitude spectrogram* (possibly masked) into an
+L2-normalised audio embedding through its own input transform, differentiably,
+and embeds text prompts into the same space. Everything else in lmaczs
+(explainers, metrics, writers) talks to models only through this class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lmaczs_cli.signal import STFTConfig, istft, stft
+
+
+@dataclass
+class Encoded:
+    """Output of :meth:`ZeroShotModel.encode`.
+
+    ``embedding``: [B, D], L2-normalised. ``hidden``: intermediate feature maps
+    [B, C, H, W], ordered from shallow to deep, that decoders and GradCAM read.
+    """
+
+    embedding: torch.Tensor
+    hidden: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A clip fitted to the model's fixed input window.
+
+    ``wave``: [N_window] samples fed to the model. ``valid``: how many leading
+    samples of ``wave`` are real audio from the clip (the rest is the model's
+    padding; for repeat-padding models the repeats are *not* counted as valid).
+    """
+
+    wave: torch.Tensor
+    valid: int
+
+
+class ZeroShotModel(nn.Module, ABC):
+    """A frozen zero-shot audio–text model seen through its linear spectrogram."""
+
+    #: registry name, e.g. ``"laion-htsat-tiny"`` or ``"small"``
+    name: str = ""
+    sample_rate: int
+    window_seconds: float
+    stft_config: STFTConfig
+    n_mels: int
+
+    # -- signal side -------------------------------------------------------
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def n_freqs(self) -> int:
+        return self.stft_config.n_freqs
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of the spectrogram of one full window."""
+        return self.stft_config.n_frames(self.window_samples)
+
+    def spectrogram(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``wave`` [B, N] -> ``(magnitude, phase)``, each [B, F, T]."""
+        return stft(wave, self.stft_config)
+
+    def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
+        """Resynthesise [B, length] from a (masked) magnitude and the original phase."""
+        return istft(magnitude, phase, self.stft_config, length)
+
+    def fit_window(self, wave: torch.Tensor) -> Window:
+        """Fit a mono clip [N] to the model's window with the model's own policy.
+
+        Default: crop to the window from the start, or zero-pad at the end.
+        Models override this with their upstream policy (LAION: repeat-pad).
+        """
+        n = self.window_samples
+        if wave.shape[-1] >= n:
+            return Window(wave[..., :n], n)
+        out = torch.zeros(n, dtype=wave.dtype, device=wave.device)
+        out[: wave.shape[-1]] = wave
+        return Window(out, int(wave.shape[-1]))
+
+    # -- model side --------------------------------------------------------
+    @abstractmethod
+    def input_transform(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """The model's own input features from a linear magnitude [B, F, T] (e.g. log-mel)."""
+
+    @abstractmethod
+    def encode(self, magnitude: torch.Tensor) -> Encoded:
+        """Differentiable audio embedding (and hidden maps) of a magnitude [B, F, T]."""
+
+    @abstractmethod
+    def _embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Normalised text embeddings [P, D], uncached."""
+
+    @property
+    @abstractmethod
+    def logit_scale(self) -> float:
+        """Multiplier turning cosine similarities into zero-shot logits."""
+
+    @abstractmethod
+    def mel_filterbank(self) -> torch.Tensor:
+        """The model's mel filterbank [n_mels, F] (linear bins -> mel bins)."""
+
+    @abstractmethod
+    def randomisable_blocks(self) -> list[tuple[str, nn.Module]]:
+        """Audio-encoder blocks, input side first, for cascading randomisation."""
+
+    @abstractmethod
+    def gradcam_target(self) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
+        """The layer GradCAM hooks and a reshape transform to [B, C, H, W] (or None)."""
+
+    # -- shared conveniences ----------------------------------------------
+    def embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Normalised text embeddings [P, D], computed once per prompt and cached."""
+        cache: dict[str, torch.Tensor] = self.__dict__.setdefault("_text_cache", {})
+        missing = [p for p in dict.fromkeys(prompts) if p not in cache]
+        if missing:
+            with torch.no_grad():
+                emb = self._embed_text(missing)
+            for p, e in zip(missing, emb, strict=True):
+                cache[p] = e.detach()
+        return torch.stack([cache[p] for p in prompts]).to(self.device)
+
+    def clear_text_cache(self) -> None:
+        self.__dict__.pop("_text_cache", None)
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def similarity(self, magnitude: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities [B, P] between audio from ``magnitude`` and text [P, D]."""
+        return self.encode(magnitude).embedding @ text.T
+
+    def spec_id(self) -> dict[str, object]:
+        """What a decoder trained for this model must match (model id and input grid)."""
+        return {
+            "model": self.name,
+            "sample_rate": self.sample_rate,
+            "n_fft": self.stft_config.n_fft,
+            "hop_length": self.stft_config.hop_length,
+            "n_mels": self.n_mels,
+            "n_frames": self.n_frames,
+        }
