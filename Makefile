@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine (see README "Quick start"):
+#   make demo   install, then explain a bundled example clip with the bundled offline model
+#   make test   install, then lint and run the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_OUT ?= lmaczs-out/demo
+
+.PHONY: install demo test test-fast lint bench completions
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+		-c requirements/constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lmaczs classify lmaczs_cli/assets/examples/scene.wav --clap small \
+		--labels lmaczs_cli/assets/examples/labels.txt --top-k 3 --out $(DEMO_OUT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check lmaczs_cli tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+completions: $(STAMP)
+	$(BIN)/python -m lmaczs_cli.completions completions

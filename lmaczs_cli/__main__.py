@@ -1,0 +1,5 @@
+"""``python -m lmaczs_cli`` runs the CLI."""
+
+from lmaczs_cli.cli.app import main
+
+main()

@@ -1,0 +1,132 @@
+"""Read any audio file libsndfile reads -> mono float32 at a target rate; write WAV atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from lmaczs_cli.errors import AudioError
+from lmaczs_cli.outputs import atomic_path
+
+#: extensions picked up when a folder is given as input
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3", ".au",
+     ".snd", ".caf", ".w64", ".rf64"}
+)
+
+_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b".snd", b"caff")
+
+
+@dataclass
+class LoadedAudio:
+    """A decoded clip: ``wave`` [N] float32 mono at ``sample_rate``."""
+
+    path: str
+    wave: torch.Tensor
+    sample_rate: int
+    orig_sample_rate: int
+    orig_num_samples: int
+    orig_channels: int
+
+
+def audio_info(path: Path | str) -> sf._SoundFileInfo:
+    """libsndfile's header info for ``path``, with one-line errors naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(p, "file not found")
+    if p.is_dir():
+        raise AudioError(p, "is a directory, not an audio file")
+    size = p.stat().st_size
+    if size == 0:
+        raise AudioError(p, "empty file (0 bytes)")
+    try:
+        info = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        with p.open("rb") as f:
+            head = f.read(4)
+        if head.startswith(_MAGIC) or head[:2] == b"\xff\xfb":
+            raise AudioError(p, f"corrupt or truncated audio header ({_short(e)})") from None
+        raise AudioError(p, "not an audio file (format not recognised)") from None
+    if info.frames <= 0:
+        raise AudioError(p, "no audio samples (0 frames)")
+    if info.samplerate <= 0:
+        raise AudioError(p, f"invalid sample rate {info.samplerate}")
+    return info
+
+
+def _short(e: Exception) -> str:
+    msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+    return msg.split(": ", 1)[-1][:120]
+
+
+def read_audio(
+    path: Path | str, *, offset_s: float = 0.0, duration_s: float | None = None
+) -> tuple[np.ndarray, int, sf._SoundFileInfo]:
+    """Decode ``path`` (only the requested span) to mono float32 at its own rate."""
+    info = audio_info(path)
+    start = int(round(offset_s * info.samplerate))
+    frames = -1 if duration_s is None else int(round(duration_s * info.samplerate))
+    try:
+        data, sr = sf.read(
+            str(path), start=start, frames=frames, dtype="float32", always_2d=True
+        )
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise AudioError(path, f"corrupt audio data ({_short(e)})") from None
+    if data.shape[0] == 0:
+        raise AudioError(path, "no audio samples in the requested span")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(mono).all():
+        raise AudioError(path, "contains NaN or Inf samples")
+    return np.ascontiguousarray(mono), sr, info
+
+
+def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Resample [..., N] from ``orig_sr`` to ``new_sr`` (torchaudio; batched, on wave's device)."""
+    if orig_sr == new_sr:
+        return wave
+    import torchaudio.functional as AF
+
+    return AF.resample(wave, orig_sr, new_sr)
+
+
+def load_audio(
+    path: Path | str,
+    sample_rate: int | None = None,
+    *,
+    offset_s: float = 0.0,
+    duration_s: float | None = None,
+    device: torch.device | str = "cpu",
+) -> LoadedAudio:
+    """Read ``path`` as mono float32 at ``sample_rate`` (its own rate if None)."""
+    mono, sr, info = read_audio(path, offset_s=offset_s, duration_s=duration_s)
+    wave = torch.from_numpy(mono).to(device)
+    target = sample_rate or sr
+    wave = resample(wave, sr, target)
+    return LoadedAudio(str(path), wave, target, sr, int(info.frames), int(info.channels))
+
+
+def write_wav(
+    path: Path | str, wave: torch.Tensor | np.ndarray, sample_rate: int, subtype: str = "FLOAT"
+) -> Path:
+    """Write a mono [N] (or [C, N]) waveform as WAV atomically; returns the path."""
+    if int(sample_rate) <= 0:
+        raise ValueError(f"{path}: sample rate must be positive, got {sample_rate}")
+    if isinstance(wave, torch.Tensor):
+        wave = wave.detach().float().cpu().numpy()
+    arr = np.asarray(wave, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr.T
+    with atomic_path(path, suffix=".part.wav") as tmp:
+        sf.write(str(tmp), arr, int(sample_rate), subtype=subtype, format="WAV")
+    return Path(path)
+
+
+def find_audio_files(root: Path) -> list[Path]:
+    """Audio files below ``root`` (recursive, by extension), sorted for reproducibility."""
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )

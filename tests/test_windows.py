@@ -1,0 +1,53 @@
+"""Window splitting and mask stitching for clips shorter and longer than the model window."""
+
+from __future__ import annotations
+
+import torch
+
+from lmaczs_cli.windows import stitch_masks, window_starts
+
+
+def test_window_starts_cover_the_clip_with_half_overlap() -> None:
+    n, w, hop = 100_000, 16_000, 160
+    starts = window_starts(n, w, hop)
+    assert starts[0] == 0 and all(s % hop == 0 for s in starts)
+    assert all(b - a <= w // 2 for a, b in zip(starts, starts[1:], strict=False))
+    assert starts[-1] + w >= n  # the tail is covered
+    covered = torch.zeros(n, dtype=torch.bool)
+    for s in starts:
+        covered[s : s + w] = True
+    assert bool(covered.all())
+
+
+def test_short_clip_is_one_window() -> None:
+    assert window_starts(10, 100, 5) == [0]
+
+
+def test_stitched_constant_masks_stay_constant() -> None:
+    class W:
+        def __init__(self, start: int) -> None:
+            self.start = start
+
+    n, w, hop = 50_000, 16_000, 160
+    starts = window_starts(n, w, hop)
+    tw = w // hop + 1
+    masks = torch.full((len(starts), 4, tw), 0.7)
+    out = stitch_masks(masks, [W(s) for s in starts], n, hop)
+    assert out.shape == (4, n // hop + 1)
+    assert torch.allclose(out, torch.full_like(out, 0.7), atol=1e-6)
+
+
+def test_stitched_mask_is_continuous_across_joins() -> None:
+    """Windows that disagree (0 vs 1) blend smoothly: no jump larger than a small step."""
+
+    class W:
+        def __init__(self, start: int) -> None:
+            self.start = start
+
+    n, w, hop = 48_000, 16_000, 160
+    starts = window_starts(n, w, hop)
+    tw = w // hop + 1
+    masks = torch.stack([torch.full((1, tw), float(i % 2)) for i in range(len(starts))])
+    out = stitch_masks(masks, [W(s) for s in starts], n, hop)[0]
+    jumps = (out[1:] - out[:-1]).abs()
+    assert float(jumps.max()) < 0.1
