@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,12 +86,20 @@ def read_audio(
 
 
 def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    """Resample [..., N] from ``orig_sr`` to ``new_sr`` (torchaudio; batched, on wave's device)."""
+    """Resample [..., N] from ``orig_sr`` to ``new_sr`` (torchaudio; batched, on wave's device).
+
+    The windowed-sinc kernel is built once per (rates, device, dtype) and reused.
+    """
     if orig_sr == new_sr:
         return wave
-    import torchaudio.functional as AF
+    return _resampler(int(orig_sr), int(new_sr), str(wave.device), wave.dtype)(wave)
 
-    return AF.resample(wave, orig_sr, new_sr)
+
+@functools.lru_cache(maxsize=32)
+def _resampler(orig_sr: int, new_sr: int, device: str, dtype: torch.dtype):
+    import torchaudio.transforms as AT
+
+    return AT.Resample(orig_sr, new_sr, dtype=dtype).to(device)
 
 
 def load_audio(

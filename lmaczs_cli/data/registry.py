@@ -1,0 +1,103 @@
+"""One entry point for ``--dataset NAME --data-root ROOT``: ``load_dataset``.
+
+Each set has an adapter ``(root, split, folds, esc10) -> LoadReport`` in
+``LOADERS``; a new set (e.g. ``synth`` from ``lmaczs_cli.data.synthetic``) is
+one more entry there. Options a set does not have are usage errors, not
+silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from lmaczs_cli.data.audiocaps import load_audiocaps
+from lmaczs_cli.data.clotho import load_clotho
+from lmaczs_cli.data.esc50 import load_esc50
+from lmaczs_cli.data.items import LoadReport
+from lmaczs_cli.data.manifest import load_manifest
+from lmaczs_cli.data.us8k import load_us8k
+from lmaczs_cli.errors import UsageError
+
+Folds = Iterable[int] | None
+Loader = Callable[[Path, str | None, Folds, bool], LoadReport]
+
+
+def _no(name: str, split: str | None, folds: Folds, esc10: bool, *, has: tuple[str, ...]) -> None:
+    """Reject options that data set ``name`` does not take."""
+    given = {"split": split is not None, "folds": folds is not None, "esc10": bool(esc10)}
+    for option, is_given in given.items():
+        if is_given and option not in has:
+            takes = ", ".join(f"--{o}" for o in has) or "no selection options"
+            raise UsageError(f"--{option} does not apply to data set {name} (it takes {takes})")
+
+
+def _esc50(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("esc50", split, folds, esc10, has=("folds", "esc10"))
+    return load_esc50(root, folds=folds, esc10=esc10)
+
+
+def _us8k(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("us8k", split, folds, esc10, has=("folds",))
+    return load_us8k(root, folds=folds)
+
+
+def _clotho(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("clotho", split, folds, esc10, has=("split",))
+    return load_clotho(root, split=split or "development")
+
+
+def _audiocaps(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("audiocaps", split, folds, esc10, has=("split",))
+    return load_audiocaps(root, split=split or "train")
+
+
+def _manifest(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("manifest", split, folds, esc10, has=("split",))
+    return load_manifest(root, split=split)
+
+
+#: data set name -> adapter; add ``"synth"`` here (hook for ``lmaczs_cli.data.synthetic``)
+LOADERS: dict[str, Loader] = {
+    "esc50": _esc50,
+    "us8k": _us8k,
+    "clotho": _clotho,
+    "audiocaps": _audiocaps,
+    "manifest": _manifest,
+}
+DATASET_NAMES: tuple[str, ...] = tuple(LOADERS)
+
+
+def load_dataset(
+    name: str,
+    root: Path | str,
+    *,
+    split: str | None = None,
+    folds: Iterable[int] | None = None,
+    esc10: bool = False,
+) -> LoadReport:
+    """Load data set ``name`` from ``root`` (a folder; for ``manifest``, the CSV file)."""
+    loader = LOADERS.get(name.strip().lower())
+    if loader is None:
+        raise UsageError(f"unknown data set {name!r}: expected one of {', '.join(LOADERS)}")
+    return loader(Path(root).expanduser(), split, folds, esc10)
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    """``"1,2,5"`` or ``"1-4"`` (or a mix, ``"1-3,5"``) -> sorted folds; None/"" -> None."""
+    if text is None or not text.strip():
+        return None
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if lo > hi:
+                    raise ValueError
+                out.update(range(lo, hi + 1))
+            elif part:
+                out.add(int(part))
+    except ValueError:
+        raise UsageError(f"--folds {text!r}: expected fold numbers like 1,2,5 or 1-4") from None
+    return sorted(out)
