@@ -46,10 +46,8 @@ def split_clip(wave: torch.Tensor, model: ZeroShotModel) -> list[ClipWindow]:
         return [ClipWindow(fitted.wave, 0, fitted.valid)]
     out = []
     for s in window_starts(n, w, model.stft_config.hop_length):
-        seg = wave[s : s + w]
-        if seg.shape[-1] < w:
-            seg = torch.nn.functional.pad(seg, (0, w - seg.shape[-1]))
-        out.append(ClipWindow(seg, s, min(w, n - s)))
+        # fit_window applies the model's own input policy (LAION: int16 round trip, repeat-pad)
+        out.append(ClipWindow(model.fit_window(wave[s : s + w]).wave, s, min(w, n - s)))
     return out
 
 

@@ -1,0 +1,125 @@
+"""Encode speed of the zero-shot models, and CLI start-up time.
+
+Run: ``python benchmarks/bench_encode.py [--repeats N] [--device cpu|cuda]``.
+Absolute times depend on the machine; each section also prints ratios against
+a reference measured in the same process, which are what to compare across runs.
+Offline: LAION-CLAP runs with seeded random weights (speed does not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _timings(fns: dict[str, Callable[[], object]], repeats: int,
+             sync: Callable[[], None] = lambda: None) -> dict[str, tuple[float, float]]:
+    """(min, median) seconds per function; runs are interleaved round-robin so that
+    load from other processes hits every candidate alike (min is the robust figure)."""
+    for fn in fns.values():  # warm-up (allocations, lazy init)
+        fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[k].append(time.perf_counter() - t0)
+    return {k: (min(v), statistics.median(v)) for k, v in times.items()}
+
+
+def bench_laion(repeats: int, device: str) -> None:
+    """LAION HTSAT-tiny: our front end (STFT -> log-mel -> HTSAT -> projection) per 10 s clip."""
+    import numpy as np
+    import torch
+
+    from lmaczs_cli.models.laion_reference import package_module, package_reference
+    from lmaczs_cli.models.registry import create_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        model = create_model("laion-htsat-tiny", ckpt="random", device=device)
+        build_s = time.perf_counter() - t0
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(480000)).astype(np.float32) for _ in range(4)]
+    waves = torch.stack([model.fit_window(torch.from_numpy(c)).wave for c in clips]).to(dev)
+
+    def ours(b: int) -> Callable[[], object]:
+        def run() -> object:
+            with torch.no_grad():
+                return model.encode(model.spectrogram(waves[:b])[0]).embedding
+        return run
+
+    def ours_grad() -> object:
+        mag = model.spectrogram(waves[:1])[0].requires_grad_(True)
+        model.encode(mag).embedding.sum().backward()
+        return mag.grad
+
+    pkg = package_module(model, package_reference(), tokenizer=None)
+
+    def package(b: int) -> Callable[[], object]:
+        def run() -> object:
+            with torch.no_grad():
+                return pkg.get_audio_embedding_from_data(clips[:b])
+        return run
+
+    t = _timings({"ours1": ours(1), "ours4": ours(4), "pkg1": package(1), "pkg4": package(4),
+                  "grad1": ours_grad}, repeats, sync)
+    per_clip = {k: (lo / int(k[-1]), med / int(k[-1])) for k, (lo, med) in t.items()}
+    o1, o4, p1, p4, g1 = (per_clip[k][0] for k in ("ours1", "ours4", "pkg1", "pkg4", "grad1"))
+    print(f"laion-htsat-tiny on {device} (torch threads {torch.get_num_threads()}), "
+          f"build {build_s:.1f} s; per 10 s clip, min (median) of {repeats} interleaved runs:")
+
+    def fmt(k: str) -> str:
+        return f"{per_clip[k][0] * 1e3:7.1f} ({per_clip[k][1] * 1e3:7.1f}) ms"
+
+    print(f"  ours     B=1 {fmt('ours1')}   B=4 {fmt('ours4')}   B=4/B=1 {o4 / o1:.2f}")
+    print(f"  package  B=1 {fmt('pkg1')}   B=4 {fmt('pkg4')}   B=4/B=1 {p4 / p1:.2f}")
+    print(f"  ours/package  B=1 {o1 / p1:.2f}   B=4 {o4 / p4:.2f}")
+    print(f"  ours fwd+bwd to |X| B=1 {fmt('grad1')}   fwd+bwd/fwd {g1 / o1:.2f}")
+
+
+def bench_cli_help(repeats: int, device: str) -> None:
+    """Wall time of ``lmaczs --help`` against a bare interpreter start."""
+    exe = shutil.which("lmaczs", path=str(Path(sys.executable).parent) + os.pathsep
+                       + os.environ.get("PATH", ""))
+    cmd = [exe, "--help"] if exe else [sys.executable, "-m", "lmaczs_cli", "--help"]
+    env = dict(os.environ, NO_COLOR="1")
+
+    def run(c: list[str]) -> Callable[[], object]:
+        return lambda: subprocess.run(c, capture_output=True, check=True, env=env)
+
+    t = _timings({"help": run(cmd), "python": run([sys.executable, "-c", "pass"]),
+                  "torch": run([sys.executable, "-c", "import torch"])}, repeats)
+    (h, hm), (py, _), (tt, _) = t["help"], t["python"], t["torch"]
+    print(f"lmaczs --help: {h * 1e3:.0f} ms min ({hm * 1e3:.0f} median); bare python "
+          f"{py * 1e3:.0f} ms, ratio {h / py:.1f}; `import torch` {tt * 1e3:.0f} ms, "
+          f"ratio {h / tt:.2f}")
+
+
+BENCHES = [bench_cli_help, bench_laion]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    for bench in BENCHES:
+        bench(args.repeats, args.device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""``lmaczs download``: fetch model files on explicit request (the only network use)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lmaczs_cli.cli.common import DebugOpt, QuietOpt, err, handle_errors
+
+DEFAULT_NAME = "630k-audioset-best.pt"
+
+download_app = typer.Typer(
+    help=(
+        "Download model files into the cache ($XDG_CACHE_HOME/lmaczs, else ~/.cache/lmaczs). "
+        "Nothing else in lmaczs uses the network."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _names(incomplete: str = "") -> list[str]:
+    from lmaczs_cli.download import CLAP_CHECKPOINTS
+
+    return [n for n in CLAP_CHECKPOINTS if n.startswith(incomplete)]
+
+
+class _Progress:
+    """Percent/MB line on stderr, at most ~4 updates a second."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label, self.enabled, self.last = label, enabled, 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < (0.25 if self.tty else 10.0)):
+            return
+        self.last = now
+        pct = f"{100 * done / total:5.1f}% " if total else ""
+        line = f"{self.label}: {pct}{done / 1e6:,.1f} MB"
+        if self.tty:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        else:
+            err(line)
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.last:
+            print(file=sys.stderr, flush=True)
+
+
+def _fetch(url: str, dest: Path, size: int | None, sha256: str | None, force: bool,
+           quiet: bool) -> None:
+    from lmaczs_cli.download import download
+
+    if dest.is_file() and not force and (size is None or dest.stat().st_size == size):
+        err(f"lmaczs: {dest.name} already present (use --force to download again)")
+        return
+    progress = _Progress(dest.name, not quiet)
+    try:
+        download(url, dest, size=size, sha256=sha256, force=force, progress=progress)
+    finally:
+        progress.close()
+
+
+@download_app.command("clap")
+@handle_errors()
+def clap(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Checkpoint file name (see --list); saved under this name.",
+            autocompletion=_names,
+        ),
+    ] = DEFAULT_NAME,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Download from this URL instead of the known one.")
+    ] = None,
+    sha256: Annotated[
+        str | None, typer.Option("--sha256", help="Expected SHA-256 of the file (hex).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if the file is present.")
+    ] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the known checkpoints and exit.")
+    ] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download a LAION-CLAP checkpoint (non-fusion). Prints the saved path.
+
+    Example: lmaczs download clap 630k-audioset-best.pt
+    """
+    from lmaczs_cli.download import CLAP_CHECKPOINTS, clap_artifact, clap_cache_dir
+
+    if list_:
+        for a in CLAP_CHECKPOINTS.values():
+            typer.echo(f"{a.name}\t{a.description}")
+        return
+    art = clap_artifact(name, url, sha256)
+    dest = clap_cache_dir() / art.name
+    _fetch(art.url, dest, art.size, art.sha256, force, quiet)
+    typer.echo(str(dest))
+
+
+@download_app.command("tokenizer")
+@handle_errors()
+def tokenizer(
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if the files are present.")
+    ] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download roberta-base's vocab.json and merges.txt (LAION-CLAP's text tokenizer).
+
+    Prints the folder, usable as --tokenizer-dir (lmaczs also finds it by itself).
+    """
+    from lmaczs_cli.download import ROBERTA_TOKENIZER_FILES, tokenizer_cache_dir
+
+    folder = tokenizer_cache_dir()
+    for art in ROBERTA_TOKENIZER_FILES.values():
+        _fetch(art.url, folder / art.name, art.size, art.sha256, force, quiet)
+    typer.echo(str(folder))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(download_app, name="download")

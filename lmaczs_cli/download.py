@@ -1,0 +1,327 @@
+"""Explicit, resumable, verified downloads (stdlib ``urllib`` only).
+
+Nothing in lmaczs touches the network except the ``lmaczs download`` command,
+which calls :func:`download`. Files land in the XDG cache
+(``$XDG_CACHE_HOME/lmaczs/<kind>/`` else ``~/.cache/lmaczs/<kind>/``):
+
+- bytes are written to ``<name>.part`` (locked against a second writer);
+- an interrupted transfer resumes from the ``.part`` file with an HTTP
+  ``Range`` request (automatically a few times, then on the next run);
+- the finished file is checked against the expected size and SHA-256 (from the
+  catalogue below, else from the Hugging Face ``X-Linked-Size`` /
+  ``X-Linked-Etag`` headers of the redirect, else against ``Content-Length``);
+- only a verified file is renamed (atomically) to its final name; a corrupt
+  one is deleted, never left at the final path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from lmaczs_cli import __version__
+from lmaczs_cli.errors import LmaczsError, UsageError
+
+HF_LAION = "https://huggingface.co/lukewys/laion_clap/resolve/main/"
+HF_ROBERTA = "https://huggingface.co/FacebookAI/roberta-base/resolve/main/"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A downloadable file: where from, and what it must look like."""
+
+    name: str
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+    description: str = ""
+
+
+#: Non-fusion LAION-CLAP checkpoints (fusion ones are not supported by lmaczs).
+#: Size and SHA-256 are pinned where independently known; for the others the
+#: Hugging Face headers give them at download time.
+CLAP_CHECKPOINTS: dict[str, Artifact] = {
+    a.name: a
+    for a in (
+        Artifact(
+            "630k-audioset-best.pt",
+            HF_LAION + "630k-audioset-best.pt",
+            1_863_587_645,
+            "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
+            "HTSAT-tiny, LAION-Audio-630K + AudioSet (default; laion-htsat-tiny)",
+        ),
+        Artifact(
+            "630k-best.pt",
+            HF_LAION + "630k-best.pt",
+            description="HTSAT-tiny, LAION-Audio-630K (laion-htsat-tiny)",
+        ),
+        Artifact(
+            "music_speech_audioset_epoch_15_esc_89.98.pt",
+            HF_LAION + "music_speech_audioset_epoch_15_esc_89.98.pt",
+            description="HTSAT-base, music + speech + AudioSet (default for laion-htsat-base)",
+        ),
+        Artifact(
+            "music_audioset_epoch_15_esc_90.14.pt",
+            HF_LAION + "music_audioset_epoch_15_esc_90.14.pt",
+            description="HTSAT-base, music + AudioSet (laion-htsat-base)",
+        ),
+        Artifact(
+            "music_speech_epoch_15_esc_89.25.pt",
+            HF_LAION + "music_speech_epoch_15_esc_89.25.pt",
+            description="HTSAT-base, music + speech (laion-htsat-base)",
+        ),
+    )
+}
+DEFAULT_CLAP_CHECKPOINT = "630k-audioset-best.pt"
+
+#: roberta-base BPE files (what RobertaTokenizer needs; LAION-CLAP's text tokenizer).
+ROBERTA_TOKENIZER_FILES: dict[str, Artifact] = {
+    n: Artifact(n, HF_ROBERTA + n, description="roberta-base tokenizer")
+    for n in ("vocab.json", "merges.txt")
+}
+
+_RETRY_ERRORS = (
+    http.client.IncompleteRead,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    socket.timeout,
+    ssl.SSLError,
+    urllib.error.URLError,
+)
+
+
+class DownloadError(LmaczsError):
+    """A download failed (network, HTTP status, size or checksum): exit code 1."""
+
+
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/lmaczs`` (absolute values only, per the XDG spec) else ``~/.cache/lmaczs``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "lmaczs"
+
+
+def clap_cache_dir() -> Path:
+    """Where ``lmaczs download clap`` puts checkpoints and the LAION model looks for them."""
+    return cache_root() / "clap"
+
+
+def tokenizer_cache_dir() -> Path:
+    """Where ``lmaczs download tokenizer`` puts the roberta-base tokenizer files."""
+    return cache_root() / "tokenizers" / "roberta-base"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _RecordingRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects like urllib does, remembering headers of every hop."""
+
+    def __init__(self) -> None:
+        self.hops: list[Any] = []
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        self.hops.append(headers)  # urllib carries the Range header over to the new request
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+@dataclass
+class _Expect:
+    size: int | None
+    sha256: str | None
+
+
+def _linked(headers: list[Any], exp: _Expect) -> None:
+    """Fill unknown size/sha256 from Hugging Face's X-Linked-* redirect headers."""
+    for h in headers:
+        etag = (h.get("X-Linked-Etag") or "").strip().strip('"').lower()
+        if exp.sha256 is None and re.fullmatch(r"[0-9a-f]{64}", etag):
+            exp.sha256 = etag
+        size = h.get("X-Linked-Size")
+        if exp.size is None and size and size.isdigit():
+            exp.size = int(size)
+
+
+@contextmanager
+def _locked_part(part: Path):
+    """Open ``part`` for appending, exclusively (a second downloader fails fast)."""
+    part.parent.mkdir(parents=True, exist_ok=True)
+    f = open(part, "ab")
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - not POSIX
+            pass
+        except OSError:
+            raise DownloadError(f"{part} is being written by another lmaczs download") from None
+        yield f
+    finally:
+        f.close()
+
+
+def _transfer(url: str, f: IO[bytes], exp: _Expect, timeout: float, chunk: int,
+              progress: Callable[[int, int | None], None] | None) -> None:
+    """One HTTP request appending to ``f`` from its current size; raises on short reads."""
+    offset = f.seek(0, os.SEEK_END)
+    redirects = _RecordingRedirects()
+    opener = urllib.request.build_opener(redirects)
+    req = urllib.request.Request(url, headers={"User-Agent": f"lmaczs/{__version__}"})
+    if offset:
+        req.add_header("Range", f"bytes={offset}-")
+    try:
+        resp = opener.open(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:
+            m = re.match(r"bytes \*/(\d+)", e.headers.get("Content-Range", ""))
+            if m and int(m.group(1)) == offset and exp.size in (None, offset):
+                exp.size = offset
+                return  # the partial file is already complete
+            # our partial file does not fit the remote one: start over
+            f.truncate(0)
+            raise ConnectionError("server refused to resume; restarting") from None
+        raise DownloadError(f"HTTP {e.code} {e.reason} for {url}") from None
+    with resp:
+        _linked(redirects.hops + [resp.headers], exp)
+        length = resp.headers.get("Content-Length")
+        if resp.status == 206:
+            m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != offset:
+                f.truncate(0)
+                raise ConnectionError("server sent an unexpected byte range; restarting")
+            if exp.size is None and m.group(2) != "*":
+                exp.size = int(m.group(2))
+        else:  # 200: the whole file (server ignored or was not asked for a range)
+            f.truncate(0)
+            f.seek(0)
+            offset = 0
+            if exp.size is None and length and length.isdigit():
+                exp.size = int(length)
+        expected_here = int(length) if length and length.isdigit() else None
+        got = 0
+        while block := resp.read(chunk):
+            f.write(block)
+            got += len(block)
+            if progress:
+                progress(offset + got, exp.size)
+        f.flush()
+        if expected_here is not None and got < expected_here:
+            raise http.client.IncompleteRead(b"", expected_here - got)
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    force: bool = False,
+    retries: int = 3,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    chunk: int = 1 << 20,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` (resuming ``dest.part``), verify, rename atomically.
+
+    An existing ``dest`` of the expected size is kept unless ``force``. Network
+    errors and short transfers are retried ``retries`` times, resuming, after
+    ``backoff * 2**k`` seconds. Raises :class:`DownloadError` with a one-line
+    reason; after a checksum or size mismatch neither ``dest`` nor the ``.part``
+    file is left behind.
+    """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    exp = _Expect(size, sha256.lower() if sha256 else None)
+    if force:
+        part.unlink(missing_ok=True)
+    elif dest.is_file() and (size is None or dest.stat().st_size == size):
+        return dest
+    with _locked_part(part) as f:
+        attempt = 0
+        while True:
+            try:
+                if exp.size is not None and f.seek(0, os.SEEK_END) > exp.size:
+                    f.truncate(0)
+                if exp.size is None or f.seek(0, os.SEEK_END) < exp.size:
+                    _transfer(url, f, exp, timeout, chunk, progress)
+                break
+            except _RETRY_ERRORS as e:
+                attempt += 1
+                if attempt <= retries:
+                    time.sleep(backoff * 2 ** (attempt - 1))
+                    continue
+                have = f.seek(0, os.SEEK_END)
+                if not have:
+                    part.unlink(missing_ok=True)
+                    raise DownloadError(f"download of {url} failed ({_reason(e)})") from None
+                total = f" of {exp.size}" if exp.size else ""
+                raise DownloadError(
+                    f"download of {url} interrupted after {have}{total} bytes "
+                    f"({_reason(e)}); run the same command again to resume from {part}"
+                ) from None
+        f.flush()
+        os.fsync(f.fileno())
+        have = f.seek(0, os.SEEK_END)
+    if exp.size is not None and have != exp.size:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{dest.name}: got {have} bytes, expected {exp.size}; the partial file was removed"
+        )
+    if exp.sha256 is not None:
+        got = sha256_file(part)
+        if got != exp.sha256:
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{dest.name}: SHA-256 mismatch (expected {exp.sha256}, got {got}); "
+                "the corrupt download was removed, nothing was saved"
+            )
+    os.replace(part, dest)
+    return dest
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
+        return str(e.reason)
+    if isinstance(e, http.client.IncompleteRead):
+        return "connection closed early"
+    return str(e) or type(e).__name__
+
+
+def clap_artifact(name: str, url: str | None = None, sha256: str | None = None) -> Artifact:
+    """The catalogue entry for ``name`` (or an ad-hoc one when ``url`` is given)."""
+    if Path(name).name != name or not name:
+        raise UsageError(f"checkpoint name {name!r} must be a plain file name")
+    known = CLAP_CHECKPOINTS.get(name)
+    if url:
+        same = known is not None and known.url == url
+        return Artifact(
+            name, url, known.size if same else None, sha256 or (known.sha256 if same else None)
+        )
+    if known is None:
+        if "fusion" in name:
+            raise UsageError(f"{name}: fusion checkpoints are not supported by lmaczs")
+        names = ", ".join(CLAP_CHECKPOINTS)
+        raise UsageError(f"unknown checkpoint {name!r}; choose one of: {names} (or pass --url)")
+    if sha256:
+        return Artifact(known.name, known.url, known.size, sha256, known.description)
+    return known

@@ -1,0 +1,432 @@
+"""LAION-CLAP (HTSAT audio + RoBERTa text, non-fusion) as a :class:`ZeroShotModel`.
+
+The weights live in the upstream ``CLAP`` module (``laion_clap.clap_module.model``,
+loaded without its import-time downloads, see :mod:`laion_upstream`); this class
+re-expresses only the audio *front end* so that it starts from a linear
+magnitude spectrogram and stays differentiable:
+
+    wave --fit_window--> 10 s window --torch.stft--> |X| --input_transform--> log-mel
+         --encode--> bn0 -> reshape_wav2img -> Swin stages -> norm -> pool
+         -> audio_projection -> L2 normalise
+
+Everything after ``|X|`` calls the upstream modules themselves (``logmel_extractor``,
+``bn0``, ``reshape_wav2img``, ``patch_embed``, the Swin blocks, ``norm``,
+``audio_projection``) in the order ``HTSAT_Swin_Transformer.forward`` and
+``CLAP.get_audio_embedding`` use, so an unmasked clip gives the package's own
+embedding (tests/test_laion_parity.py measures it).
+
+Time-frequency layout. HTSAT stretches the 1001 frames of a 10 s window to 1024
+(bicubic) and folds them into a 256x256 "image": time chunk ``k`` (frames
+``256k .. 256k+255``) occupies rows ``64k .. 64k+63`` (its 64 mel bins), columns
+are the frame within the chunk. A Swin stage with an ``R x R`` token grid thus
+holds ``R/4`` frequency rows per chunk; :func:`tokens_to_grid` undoes the fold to
+``[B, C, R/4 (freq, low->high), 4R (time, start->end)]`` - the same regrouping
+HTSAT applies before its own pooling. Hidden maps and the GradCAM target use it,
+so each covers the whole window on a proper time x frequency grid.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmaczs_cli.download import tokenizer_cache_dir
+from lmaczs_cli.errors import AudioError, UsageError
+from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
+from lmaczs_cli.models.laion_checkpoint import (
+    checkpoint_amodel,
+    laion_state_dict,
+    model_for,
+    read_checkpoint,
+    resolve_checkpoint,
+)
+from lmaczs_cli.models.laion_upstream import load_upstream
+from lmaczs_cli.signal import STFTConfig
+
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+MAX_TEXT_TOKENS = 77
+
+
+# -- text tokenizer -------------------------------------------------------------------
+
+
+def _hf_hub_dirs() -> list[Path]:
+    """Hugging Face hub cache folders, in huggingface_hub's order of precedence."""
+    env = os.environ
+    hf_home = env.get("HF_HOME") or os.path.join(
+        env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "huggingface",
+    )
+    dirs = [env.get("HF_HUB_CACHE"), env.get("HUGGINGFACE_HUB_CACHE"),
+            env.get("TRANSFORMERS_CACHE"), os.path.join(hf_home, "hub")]
+    return list(dict.fromkeys(Path(os.path.expanduser(d)) for d in dirs if d))
+
+
+def _hf_snapshots(hub: Path) -> list[Path]:
+    """roberta-base snapshot folders in one hub cache, ``refs/main`` first (read only)."""
+    out: list[Path] = []
+    for repo in ("models--FacebookAI--roberta-base", "models--roberta-base"):
+        root = hub / repo
+        ref = root / "refs" / "main"
+        if ref.is_file():
+            out.append(root / "snapshots" / ref.read_text().strip())
+        snaps = root / "snapshots"
+        if snaps.is_dir():
+            out.extend(sorted(p for p in snaps.iterdir() if p.is_dir()))
+    return list(dict.fromkeys(out))
+
+
+def resolve_tokenizer_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Folder with roberta-base's ``vocab.json`` and ``merges.txt`` (never downloads).
+
+    ``tokenizer_dir`` (``--tokenizer-dir``) > ``$LMACZS_TOKENIZER_DIR`` > the lmaczs
+    cache (``lmaczs download tokenizer``) > the Hugging Face hub cache.
+    """
+    explicit = tokenizer_dir or os.environ.get("LMACZS_TOKENIZER_DIR") or None
+    hint = "run `lmaczs download tokenizer` or pass --tokenizer-dir DIR holding roberta-base's"
+    if explicit:
+        d = Path(explicit).expanduser()
+        missing = [f for f in TOKENIZER_FILES if not (d / f).is_file()]
+        if missing:
+            raise UsageError(
+                f"tokenizer folder {d} lacks {' and '.join(missing)} "
+                f"(--tokenizer-dir/LMACZS_TOKENIZER_DIR); {hint} vocab.json and merges.txt"
+            )
+        return d
+    candidates = [tokenizer_cache_dir()]
+    hubs = _hf_hub_dirs()
+    for hub in hubs:
+        candidates += _hf_snapshots(hub)
+    for d in candidates:
+        if all((d / f).is_file() for f in TOKENIZER_FILES):
+            return d
+    looked = [str(tokenizer_cache_dir())] + [
+        f"{h}/models--{repo}/snapshots/*" for h in hubs
+        for repo in ("FacebookAI--roberta-base", "roberta-base")
+    ]
+    raise UsageError(
+        f"roberta-base tokenizer files vocab.json and merges.txt not found; looked in "
+        f"{', '.join(looked)}; {hint} vocab.json and merges.txt"
+    )
+
+
+def load_tokenizer(folder: Path):
+    """``RobertaTokenizer`` from local files only."""
+    from transformers import RobertaTokenizer
+
+    try:
+        return RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:  # malformed files: say which folder
+        raise UsageError(f"cannot read the tokenizer in {folder}: {e}") from None
+
+
+# -- HTSAT token grid <-> time x frequency ----------------------------------------------
+
+
+def tokens_to_grid(x: torch.Tensor, resolution: tuple[int, int], freq_ratio: int) -> torch.Tensor:
+    """Swin tokens ``[B, H*W, C]`` -> ``[B, C, H/freq_ratio, freq_ratio*W]`` (freq x time)."""
+    h, w = resolution
+    b, n, c = x.shape
+    if n != h * w or h % freq_ratio:
+        raise ValueError(f"{n} tokens do not form a {h}x{w} grid foldable by {freq_ratio}")
+    x = x.reshape(b, freq_ratio, h // freq_ratio, w, c)  # row = chunk * (h/ratio) + freq
+    x = x.permute(0, 4, 2, 1, 3)  # B, C, freq, chunk, time-in-chunk
+    return x.reshape(b, c, h // freq_ratio, freq_ratio * w)
+
+
+# -- the model ------------------------------------------------------------------------
+
+
+class LaionClap(ZeroShotModel):
+    """A LAION-CLAP checkpoint seen through its linear magnitude spectrogram."""
+
+    sample_rate = 48000
+    window_seconds = 10.0
+    stft_config = STFTConfig(n_fft=1024, hop_length=480, win_length=1024)
+    n_mels = 64
+    #: int16 round trip of the waveform, as ``get_audio_embedding_from_data`` does
+    quantize: bool = True
+
+    def __init__(
+        self,
+        clap: nn.Module,
+        model_cfg: dict[str, Any],
+        name: str,
+        checkpoint: str,
+        tokenizer_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.clap = clap
+        self.model_cfg = model_cfg
+        self.name = name
+        #: file name of the loaded checkpoint, or "random"
+        self.checkpoint = checkpoint
+        self._tokenizer_dir = tokenizer_dir
+        self._tokenizer: Any = None
+        ab = clap.audio_branch
+        a = model_cfg["audio_cfg"]
+        ours = (a["sample_rate"], a["window_size"], a["hop_size"], a["mel_bins"], a["clip_samples"])
+        if ours != (48000, 1024, 480, 64, 480000) or ab.freq_ratio * a["mel_bins"] != ab.spec_size:
+            raise ValueError(f"unsupported LAION audio config {a}")
+
+    # -- signal side ------------------------------------------------------------------
+    def fit_window(self, wave: torch.Tensor, offset: int = 0) -> Window:
+        """The package's non-fusion policy, made deterministic.
+
+        - int16 round trip (clip to [-1, 1], ``int16(x * 32767) / 32767``), as
+          ``CLAP_Module.get_audio_embedding_from_data`` does for array input;
+        - shorter than 10 s: ``repeatpad`` - the clip repeated ``floor(N_win / N)``
+          times, then zeros; ``valid`` counts only the first copy;
+        - longer: the package's ``rand_trunc`` picks a random 10 s crop; we take the
+          one starting at ``offset`` samples (default 0, the start).
+        """
+        if wave.dim() != 1:
+            raise ValueError(f"fit_window expects a mono clip [N], got {tuple(wave.shape)}")
+        n_in, n = int(wave.shape[0]), self.window_samples
+        if n_in == 0:
+            raise AudioError("<clip>", "empty audio (0 samples)")
+        if n_in > n:
+            if not 0 <= offset <= n_in - n:
+                raise ValueError(f"offset {offset} outside [0, {n_in - n}]")
+            return Window(self._quantized(wave[offset : offset + n]), n)
+        wave = self._quantized(wave)
+        if n_in == n:
+            return Window(wave, n)
+        reps = wave.repeat(n // n_in)
+        return Window(F.pad(reps, (0, n - reps.shape[0])), n_in)
+
+    def _quantized(self, wave: torch.Tensor) -> torch.Tensor:
+        if not self.quantize:
+            return wave
+        q = (wave.clamp(-1.0, 1.0) * 32767.0).to(torch.int16)  # truncates, like numpy astype
+        return (q.to(torch.float64) / 32767.0).to(wave.dtype)
+
+    # -- model side -------------------------------------------------------------------
+    @property
+    def _audio(self) -> nn.Module:
+        return self.clap.audio_branch
+
+    def input_transform(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """``|X|`` [B, 513, T] -> log-mel [B, 64, T] via the package's ``logmel_extractor``."""
+        power = magnitude.pow(2).transpose(1, 2).unsqueeze(1)  # B, 1, T, F (torchlibrosa layout)
+        return self._audio.logmel_extractor(power).squeeze(1).transpose(1, 2)
+
+    def encode(self, magnitude: torch.Tensor) -> Encoded:
+        return self.encode_features(self.input_transform(magnitude))
+
+    def encode_features(self, logmel: torch.Tensor) -> Encoded:
+        """Embedding and Swin stage maps from log-mel features [B, 64, T] (T <= 1024)."""
+        ab = self._audio
+        x = logmel.transpose(1, 2).unsqueeze(1)  # B, 1, T, M
+        x = ab.bn0(x.transpose(1, 3)).transpose(1, 3)
+        x = ab.reshape_wav2img(x)  # B, 1, 256, 256
+        latent, hidden = self._forward_features(x)
+        emb = self.clap.audio_projection(latent)
+        return Encoded(F.normalize(emb, dim=-1), hidden)
+
+    def _forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``HTSAT_Swin_Transformer.forward_features`` up to ``latent_output``, keeping stage maps."""
+        ab = self._audio
+        frames = x.shape[2]
+        x = ab.patch_embed(x)
+        if ab.ape:
+            x = x + ab.absolute_pos_embed
+        x = ab.pos_drop(x)
+        hidden: list[torch.Tensor] = []
+        for layer in ab.layers:
+            for blk in layer.blocks:
+                x, _ = blk(x)
+            hidden.append(tokens_to_grid(x, layer.input_resolution, ab.freq_ratio))
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        x = ab.norm(x)
+        b, _, c = x.shape
+        sf = frames // (2 ** (len(ab.depths) - 1)) // ab.patch_stride[0]
+        st = frames // (2 ** (len(ab.depths) - 1)) // ab.patch_stride[1]
+        x = x.permute(0, 2, 1).contiguous().reshape(b, c, sf, st)
+        c_freq_bin = sf // ab.freq_ratio
+        x = x.reshape(b, c, sf // c_freq_bin, c_freq_bin, st)
+        x = x.permute(0, 1, 3, 2, 4).contiguous().reshape(b, c, c_freq_bin, -1)
+        latent = torch.flatten(ab.avgpool(torch.flatten(x, 2)), 1)
+        return latent, hidden
+
+    # -- text side --------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        """The roberta-base tokenizer, located and loaded on first use."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(resolve_tokenizer_dir(self._tokenizer_dir))
+        return self._tokenizer
+
+    def tokenize(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """As laion's ``hook.py``: pad to 77 tokens, truncate longer prompts."""
+        enc = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=MAX_TEXT_TOKENS,
+            return_tensors="pt",
+        )
+        return {k: enc[k] for k in ("input_ids", "attention_mask")}
+
+    def _embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        """``CLAP.get_text_embedding``: RoBERTa pooler -> text_projection -> normalise."""
+        return self.clap.get_text_embedding(self.tokenize(prompts))
+
+    # -- model facts ------------------------------------------------------------------
+    @property
+    def logit_scale(self) -> float:
+        return float(self.clap.logit_scale_a.detach().exp())
+
+    def mel_filterbank(self) -> torch.Tensor:
+        return self._audio.logmel_extractor.melW.detach().T  # [64, 513]
+
+    def randomisable_blocks(
+        self, granularity: Literal["stage", "block"] = "stage"
+    ) -> list[tuple[str, nn.Module]]:
+        """Input side first: patch embedding, the Swin stages (or their blocks and
+        patch-merging layers), the final norm, the audio projection."""
+        ab = self._audio
+        out: list[tuple[str, nn.Module]] = [("audio_branch.patch_embed", ab.patch_embed)]
+        for i, layer in enumerate(ab.layers):
+            if granularity == "stage":
+                out.append((f"audio_branch.layers.{i}", layer))
+                continue
+            for j, blk in enumerate(layer.blocks):
+                out.append((f"audio_branch.layers.{i}.blocks.{j}", blk))
+            if layer.downsample is not None:
+                out.append((f"audio_branch.layers.{i}.downsample", layer.downsample))
+        out += [("audio_branch.norm", ab.norm), ("audio_projection", self.clap.audio_projection)]
+        return out
+
+    def gradcam_target(self) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
+        """HTSAT's final ``norm`` (last Swin stage, normalised), tokens -> [B, C, 2, 32]."""
+        ab = self._audio
+        last = ab.layers[-1].input_resolution
+        ratio = ab.freq_ratio
+
+        def reshape(tokens: torch.Tensor) -> torch.Tensor:
+            return tokens_to_grid(tokens, last, ratio)
+
+        return ab.norm, reshape
+
+
+# -- building -------------------------------------------------------------------------
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_clap(amodel: str, seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+    """The upstream ``CLAP`` module for ``amodel`` with seeded random weights (CPU).
+
+    Mirrors ``clap_module.factory.create_model`` for ``tmodel='roberta'``,
+    non-fusion, fp32; the global RNG state is left as it was.
+    """
+    up = load_upstream()
+    cfg = up.model_config(amodel)
+    cfg["text_cfg"]["model_type"] = "roberta"
+    cfg["enable_fusion"] = False
+    cfg["fusion_type"] = "None"
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*meshgrid.*")
+        torch.manual_seed(seed)
+        clap = up.model.CLAP(**copy.deepcopy(cfg))
+    return clap.eval(), cfg
+
+
+def _typical_bn0(clap: nn.Module) -> None:
+    """Random mode: give ``bn0`` typical log-mel statistics (mean -40 dB, std 30 dB).
+
+    With PyTorch's default (0, 1) the untrained encoder sees raw dB values and its
+    embeddings barely depend on the input (cosine distances ~1e-3 between unrelated
+    clips); normalised input makes random-weight demos and tests meaningful.
+    """
+    bn = clap.audio_branch.bn0
+    with torch.no_grad():
+        bn.running_mean.fill_(-40.0)
+        bn.running_var.fill_(30.0**2)
+
+
+def read_laion_checkpoint(path: Path, amodel: str) -> dict[str, Any]:
+    """The checkpoint's ``CLAP`` state dict, checked to be a non-fusion ``amodel`` one."""
+    sd = laion_state_dict(read_checkpoint(path), str(path))
+    found = checkpoint_amodel(sd, str(path))
+    if found != amodel:
+        raise UsageError(
+            f"{path} holds an {found} audio encoder, not {amodel}: use --clap {model_for(found)}"
+        )
+    return sd
+
+
+def _load_weights(clap: nn.Module, sd: dict[str, Any], source: str, amodel: str) -> None:
+    persistent = set(clap.state_dict())
+    for name, _ in clap.named_buffers():  # non-persistent buffers are never loaded
+        if name not in persistent:
+            sd.pop(name, None)
+    try:
+        clap.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:300]
+        raise UsageError(f"{source} does not fit {amodel}: {detail}") from None
+
+
+def build_laion(
+    amodel: str,
+    name: str,
+    ckpt: str | os.PathLike[str] | None = None,
+    tokenizer_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> LaionClap:
+    """Resolve the checkpoint (before any heavy work), build, load, move to ``device``."""
+    path = resolve_checkpoint(ckpt, amodel)
+    if tokenizer_dir is not None:
+        resolve_tokenizer_dir(tokenizer_dir)  # fail early on an explicit bad folder
+    sd = read_laion_checkpoint(path, amodel) if path is not None else None
+    clap, cfg = build_clap(amodel, seed)
+    if path is None or sd is None:
+        warnings.warn(
+            f"{name}: using RANDOM weights (seed {seed}) - embeddings and explanations are "
+            "meaningless; pass --clap-ckpt FILE for a trained model",
+            UserWarning,
+            stacklevel=3,
+        )
+        _typical_bn0(clap)
+    else:
+        _load_weights(clap, sd, str(path), amodel)
+    model = LaionClap(clap, cfg, name, path.name if path else "random", tokenizer_dir)
+    return model.to(_device(device)).eval()
+
+
+def build_htsat_tiny(
+    ckpt: str | None = None,
+    tokenizer_dir: Path | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    **_: Any,
+) -> LaionClap:
+    """``laion-htsat-tiny``: default checkpoint 630k-audioset-best.pt."""
+    return build_laion("HTSAT-tiny", "laion-htsat-tiny", ckpt, tokenizer_dir, device, seed)
+
+
+def build_htsat_base(
+    ckpt: str | None = None,
+    tokenizer_dir: Path | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    **_: Any,
+) -> LaionClap:
+    """``laion-htsat-base``: default checkpoint music_speech_audioset_epoch_15_esc_89.98.pt."""
+    return build_laion("HTSAT-base", "laion-htsat-base", ckpt, tokenizer_dir, device, seed)

@@ -1,0 +1,211 @@
+"""Find and read LAION-CLAP checkpoints safely (no code execution, no network).
+
+Resolution order for the checkpoint of a LAION model:
+``ckpt`` argument (``--clap-ckpt``) > ``$LMACZS_CLAP_CKPT`` > the model's
+default file in the lmaczs cache (``lmaczs download clap`` puts it there).
+A bare file name (``630k-best.pt``) is also looked up in that cache.
+
+Reading: ``torch.load(weights_only=True)`` (numpy scalars allowed, as LAION's
+training loop stores some). The published ``.pt`` files were pickled with
+protocol 4, which torch's weights-only unpickler rejects ("Unsupported operand
+149"); those are read with :class:`RestrictedUnpickler` instead, which, like
+``weights_only``, only admits tensors, containers and numpy scalars, so a
+checkpoint still cannot run code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pickle
+import types
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lmaczs_cli.download import clap_cache_dir
+from lmaczs_cli.errors import UsageError
+
+#: default checkpoint per HTSAT size (the names ``lmaczs download clap`` knows)
+DEFAULT_CHECKPOINTS = {
+    "HTSAT-tiny": "630k-audioset-best.pt",
+    "HTSAT-base": "music_speech_audioset_epoch_15_esc_89.98.pt",
+}
+#: HTSAT size from the patch-embedding width of a checkpoint
+_WIDTH_TO_AMODEL = {96: "HTSAT-tiny", 128: "HTSAT-base", 256: "HTSAT-large"}
+_AMODEL_TO_MODEL = {"HTSAT-tiny": "laion-htsat-tiny", "HTSAT-base": "laion-htsat-base"}
+POSITION_IDS = "text_branch.embeddings.position_ids"
+
+
+def resolve_checkpoint(ckpt: str | os.PathLike[str] | None, amodel: str) -> Path | None:
+    """Path of the checkpoint to load, or ``None`` for ``"random"`` weights.
+
+    Raises a one-line :class:`UsageError` naming every place looked at.
+    """
+    value = os.fspath(ckpt) if ckpt is not None else os.environ.get("LMACZS_CLAP_CKPT") or None
+    cache = clap_cache_dir()
+    if value == "random":
+        return None
+    if value:
+        path = Path(value).expanduser()
+        if path.is_file():
+            return path
+        looked = [path]
+        if path.name == value and (cache / value).is_file():
+            return cache / value
+        if path.name == value:
+            looked.append(cache / value)
+        where = " and ".join(str(p) for p in looked)
+        raise UsageError(
+            f"LAION-CLAP checkpoint not found: looked at {where} (from --clap-ckpt/"
+            f"LMACZS_CLAP_CKPT); get one with `lmaczs download clap {path.name}` or pass an "
+            "existing .pt file"
+        )
+    default = cache / DEFAULT_CHECKPOINTS[amodel]
+    if default.is_file():
+        return default
+    raise UsageError(
+        f"no LAION-CLAP checkpoint: looked at {default} (no --clap-ckpt, LMACZS_CLAP_CKPT "
+        f"unset); run `lmaczs download clap {default.name}` or pass --clap-ckpt FILE "
+        "('random' for untrained test weights)"
+    )
+
+
+# -- safe reading ---------------------------------------------------------------
+
+_SAFE = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch.nn.parameter", "Parameter"),
+    ("torch", "Tensor"),
+    ("torch", "Size"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+}
+
+
+class UnsafeGlobal(pickle.UnpicklingError):
+    """The checkpoint references a Python object outside the allow-list."""
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that only builds tensors, plain containers and numpy scalars."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        import torch
+
+        ok = (module, name) in _SAFE
+        ok = ok or (module == "torch" and isinstance(getattr(torch, name, None), torch.dtype))
+        ok = ok or (module == "numpy.dtypes" and name.endswith("DType"))
+        if not ok:
+            raise UnsafeGlobal(f"refusing to load global {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _restricted_pickle_module() -> types.ModuleType:
+    mod = types.ModuleType("lmaczs_restricted_pickle")
+    mod.Unpickler = RestrictedUnpickler  # type: ignore[attr-defined]
+    mod.load = lambda f, **kw: RestrictedUnpickler(f, **kw).load()  # type: ignore[attr-defined]
+    return mod
+
+
+@contextlib.contextmanager
+def _numpy_scalars_allowed() -> Iterator[None]:
+    import numpy as np
+    import torch
+
+    ctx = getattr(torch.serialization, "safe_globals", None)
+    if ctx is None:  # torch < 2.5: the restricted unpickler handles numpy
+        yield
+        return
+    multiarray = importlib.import_module(
+        "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2
+        else "numpy.core.multiarray"
+    )
+    allowed: list[Any] = [multiarray.scalar, np.dtype]
+    allowed += [t for t in vars(getattr(np, "dtypes", types.SimpleNamespace())).values()
+                if isinstance(t, type) and issubclass(t, np.dtype)]
+    with ctx(allowed):
+        yield
+
+
+def _torch_load(path: Path, **kw: Any) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, **kw)
+    except RuntimeError as e:  # legacy (non-zip) files cannot be memory-mapped
+        if "mmap" not in str(e) and "zip" not in str(e):
+            raise
+        return torch.load(path, map_location="cpu", **kw)
+
+
+def read_checkpoint(path: Path) -> Any:
+    """``torch.load`` the file without executing code (see module docstring)."""
+    try:
+        try:
+            with _numpy_scalars_allowed(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+                return _torch_load(path, weights_only=True)
+        except pickle.UnpicklingError:
+            return _torch_load(path, weights_only=False, pickle_module=_restricted_pickle_module())
+    except UnsafeGlobal as e:
+        raise UsageError(f"{path}: not loadable as a weights-only checkpoint ({e})") from None
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+
+
+def laion_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Any]:
+    """Normalise a loaded LAION checkpoint to the ``CLAP`` module's state dict.
+
+    Takes ``obj["state_dict"]`` when present, strips DDP's ``module.`` prefix
+    (as laion's ``load_state_dict`` does), drops ``text_branch.embeddings.position_ids``
+    (a non-persistent buffer in current transformers), refuses fusion and
+    non-HTSAT checkpoints with a clear message.
+    """
+    import torch
+
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+    if not isinstance(sd, dict) or not sd or not all(
+        isinstance(v, torch.Tensor) for v in sd.values()
+    ):
+        raise UsageError(f"{source}: not a LAION-CLAP checkpoint (no tensor state_dict)")
+    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+    sd.pop(POSITION_IDS, None)
+    if not any(k.startswith("audio_branch.") for k in sd):
+        raise UsageError(f"{source}: not a LAION-CLAP checkpoint (no audio_branch.* weights)")
+    if any(".fusion_model." in k or ".mel_conv" in k for k in sd):
+        raise UsageError(
+            f"{source}: fusion checkpoints are not supported; use a non-fusion one such as "
+            "630k-audioset-best.pt (`lmaczs download clap`)"
+        )
+    return sd
+
+
+def checkpoint_amodel(sd: dict[str, Any], source: str = "checkpoint") -> str:
+    """``HTSAT-tiny`` / ``HTSAT-base`` / ... from the weights' shapes."""
+    w = sd.get("audio_branch.patch_embed.proj.weight")
+    if w is None:
+        raise UsageError(f"{source}: audio encoder is not HTSAT (PANN checkpoints are not supported)")
+    amodel = _WIDTH_TO_AMODEL.get(int(w.shape[0]))
+    if amodel is None:
+        raise UsageError(f"{source}: unknown HTSAT width {int(w.shape[0])}")
+    return amodel
+
+
+def model_for(amodel: str) -> str:
+    """The registry name serving ``amodel`` (for error hints)."""
+    return _AMODEL_TO_MODEL.get(amodel, amodel)
