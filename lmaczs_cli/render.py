@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,63 @@ def render_map(
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     axes[0].set_ylabel("frequency (kHz)")
     fig.suptitle(title, fontsize=11)
+    with warnings.catch_warnings():  # glyphs missing from the font (emoji in prompts) draw as boxes
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
+        fig.tight_layout()
+        with atomic_path(path, suffix=".part.png") as tmp:
+            fig.savefig(tmp, dpi=_DPI, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def render_scatter(path: Path | str, points: list[dict]) -> Path:
+    """Mask mean against similarity, one panel per method (paper Fig. 5), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4), dpi=_DPI, squeeze=False)
+    for ax, meth in zip(axes[0], methods, strict=True):
+        pts = [p for p in points if p["method"] == meth]
+        s = np.array([p["similarity"] for p in pts], dtype=float)
+        m = np.array([p["mask_mean"] for p in pts], dtype=float)
+        ax.scatter(s, m, s=6, alpha=0.5)
+        r = np.corrcoef(s, m)[0, 1] if len(s) > 2 and s.std() > 0 and m.std() > 0 else float("nan")
+        ax.set_title(f"{meth} (Pearson r = {r:.2f})", fontsize=10)
+        ax.set_xlabel("similarity s (prompt, clip)")
+        ax.set_ylabel("mask mean")
+        ax.set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".part.png") as tmp:
+        fig.savefig(tmp, dpi=_DPI, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def render_ssim(path: Path | str, summary: list[dict], mode: str) -> Path:
+    """SSIM to the intact model's explanation against the randomisation step, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=_DPI)
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    ticks: list[str] = []
+    for meth in methods:
+        rs = sorted((r for r in summary if r["method"] == meth), key=lambda r: int(r["step"]))
+        x = [int(r["step"]) for r in rs]
+        ax.plot(x, [float(r["mean"]) for r in rs], marker="o", label=meth)
+        ax.fill_between(x, [float(r["ci_low"]) for r in rs], [float(r["ci_high"]) for r in rs], alpha=0.2)
+        ticks = [r["block"] for r in rs]
+    ax.set_xticks(range(len(ticks)))
+    ax.set_xticklabels(ticks, rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel(f"randomised block ({mode}, from the output side)")
+    ax.set_ylabel("SSIM to the intact model's map")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend()
     fig.tight_layout()
     with atomic_path(path, suffix=".part.png") as tmp:
         fig.savefig(tmp, dpi=_DPI, format="png")

@@ -22,7 +22,15 @@ app = typer.Typer(
 
 # Each module defines ``register(app)``; the order here is the order in --help.
 COMMAND_MODULES: list[str] = [
+    "lmaczs_cli.cli.explain",
+    "lmaczs_cli.cli.baseline",
+    "lmaczs_cli.cli.evaluate",
+    "lmaczs_cli.cli.sanity_check",
+    "lmaczs_cli.cli.train",
     "lmaczs_cli.cli.classify",
+    "lmaczs_cli.cli.synth",
+    "lmaczs_cli.cli.fad",
+    "lmaczs_cli.cli.download",
 ]
 
 

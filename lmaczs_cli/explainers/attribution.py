@@ -66,3 +66,15 @@ class IntegratedGradientsExplainer:
                            additional_forward_args=(text.detach(),), n_steps=self.steps,
                            internal_batch_size=max(self.internal_batch, x.shape[0]))
         return saliency_to_mask(sal.detach(), magnitude.shape[1], magnitude.shape[2])
+
+
+def build_smoothgrad(model: ZeroShotModel, samples: int = 25, noise: float = 0.15,
+                     **_: object) -> SmoothGradExplainer:
+    """Registry factory for ``smoothgrad``."""
+    return SmoothGradExplainer(samples=samples, noise=noise)
+
+
+def build_ig(model: ZeroShotModel, steps: int = 50, baseline: float = 0.0,
+             **_: object) -> IntegratedGradientsExplainer:
+    """Registry factory for ``ig``."""
+    return IntegratedGradientsExplainer(steps=steps, baseline=baseline)

@@ -61,3 +61,13 @@ class GradCAMExplainer:
         sal = torch.from_numpy(np.ascontiguousarray(grid)).to(magnitude.device).float()
         return saliency_to_mask(sal, magnitude.shape[1], magnitude.shape[2],
                                 mel_fb=model.mel_filterbank())
+
+
+def build_gradcam(model: ZeroShotModel, **_: object) -> GradCAMExplainer:
+    """Registry factory for ``gradcam``."""
+    return GradCAMExplainer(plus=False)
+
+
+def build_gradcam_pp(model: ZeroShotModel, **_: object) -> GradCAMExplainer:
+    """Registry factory for ``gradcam++``."""
+    return GradCAMExplainer(plus=True)
