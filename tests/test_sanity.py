@@ -1,0 +1,73 @@
+"""Sanity checks: randomisation steps, weight restoration, SSIM at step 0, prompt sensitivity."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+from typer.testing import CliRunner
+
+import tests.fake_model  # noqa: F401  (registers --clap fake)
+from lmaczs_cli.cli.app import app
+from lmaczs_cli.sanity import randomisation_steps, randomised, reinitialise
+from tests.fake_model import FakeModel
+from tests.fixtures_data import make_esc50
+
+runner = CliRunner()
+
+
+def test_cascading_steps_go_top_down_and_accumulate() -> None:
+    steps = randomisation_steps(["a", "b", "c"], "cascading")
+    assert [s.blocks for s in steps] == [(), ("c",), ("c", "b"), ("c", "b", "a")]
+    ind = randomisation_steps(["a", "b", "c"], "independent")
+    assert [s.blocks for s in ind] == [(), ("c",), ("b",), ("a",)]
+
+
+def test_block_list_is_the_models_real_structure() -> None:
+    m = FakeModel()
+    names = [n for n, _ in m.randomisable_blocks()]
+    mods = dict(m.named_modules())
+    assert all(mods[n] is b for n, b in m.randomisable_blocks())
+    assert names == ["block1", "block2", "head"]
+
+
+def test_randomised_context_changes_only_chosen_blocks_and_restores() -> None:
+    m = FakeModel()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with randomised(m, [("block2", m.block2)], seed=3):
+        after = m.state_dict()
+        assert not torch.equal(after["block2.0.weight"], before["block2.0.weight"])
+        assert torch.equal(after["block1.0.weight"], before["block1.0.weight"])
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+
+
+def test_reinitialise_is_seeded() -> None:
+    a, b = FakeModel(), FakeModel()
+    reinitialise(a.block1, 7)
+    reinitialise(b.block1, 7)
+    assert torch.equal(a.block1[0].weight, b.block1[0].weight)
+
+
+def test_sanity_check_command(tmp_path: Path) -> None:
+    root = make_esc50(tmp_path / "ESC-50")
+    out = tmp_path / "sanity"
+    r = runner.invoke(app, ["sanity-check", "--dataset", "esc50", "--data-root", str(root), "--method",
+                            "gradcam", "--method", "smoothgrad", "--smoothgrad-samples", "3", "--max-samples",
+                            "4", "--clap", "fake", "--device", "cpu", "--out", str(out), "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    with (out / "ssim.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {x["method"] for x in rows} == {"gradcam", "smoothgrad"}
+    step0 = [x for x in rows if x["step"] == "0"]
+    assert all(abs(float(x["mean"]) - 1.0) < 1e-6 for x in step0)  # nothing randomised: identical maps
+    assert len(rows) == 2 * 4  # methods x (intact + 3 blocks)
+    deep = [float(x["mean"]) for x in rows if x["step"] == "3"]
+    assert all(v < 0.999 for v in deep)  # randomising everything changes the maps
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert {x["method"] for x in lines} == {"gradcam", "smoothgrad"}
+    assert (out / "ssim.png").stat().st_size > 1000 and (out / "mask_vs_similarity.png").exists()
+    with (out / "prompt_sensitivity.csv").open() as f:
+        sens = list(csv.DictReader(f))
+    assert len(sens) == 2 * 4 * (1 + 3)
