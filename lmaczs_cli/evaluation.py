@@ -73,6 +73,10 @@ def load_items(opts: EvalOptions):
     items = list(report.items)
     if opts.dataset in ("esc50", "us8k"):
         labels = load_labels("esc10" if opts.esc10 else opts.dataset)
+    elif opts.dataset == "synth":
+        from lmaczs_cli.data.synthetic import class_names
+
+        labels = class_names()
     else:
         labels = sorted({it.label for it in items if it.label})
     if not labels:

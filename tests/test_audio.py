@@ -147,3 +147,14 @@ def test_real_esc50_clip(esc50_mini: Path) -> None:
     a = load_audio(clip, 48000)
     assert a.orig_sample_rate == 44100 and a.orig_num_samples == 5 * 44100
     assert a.wave.shape[0] == 5 * 48000 and torch.isfinite(a.wave).all()
+
+
+def test_outputs_follow_the_umask(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = write_wav(tmp_path / "p.wav", np.zeros(10, dtype=np.float32), 8000)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644

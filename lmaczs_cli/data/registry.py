@@ -14,7 +14,7 @@ from pathlib import Path
 from lmaczs_cli.data.audiocaps import load_audiocaps
 from lmaczs_cli.data.clotho import load_clotho
 from lmaczs_cli.data.esc50 import load_esc50
-from lmaczs_cli.data.items import LoadReport
+from lmaczs_cli.data.items import AudioItem, LoadReport
 from lmaczs_cli.data.manifest import load_manifest
 from lmaczs_cli.data.us8k import load_us8k
 from lmaczs_cli.errors import UsageError
@@ -57,8 +57,28 @@ def _manifest(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadR
     return load_manifest(root, split=split)
 
 
-#: data set name -> adapter; add ``"synth"`` here (hook for ``lmaczs_cli.data.synthetic``)
+def _synth(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    """A folder written by ``lmaczs synth``: its manifest, with ground-truth masks in ``meta``."""
+    import csv
+
+    _no("synth", split, folds, esc10, has=("split",))
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise UsageError(f"{manifest} not found: is --data-root a folder written by `lmaczs synth`?")
+    report = load_manifest(manifest, split=split)
+    with manifest.open(newline="", encoding="utf-8") as f:
+        masks = {str((root / r["path"]).resolve()): r.get("mask", "") for r in csv.DictReader(f)}
+    items = []
+    for it in report.items:
+        gt = masks.get(str(Path(it.path).resolve()), "")
+        meta = {**it.meta, "gt_masks": str(root / gt) if gt else ""}
+        items.append(AudioItem(path=it.path, texts=it.texts, label=it.label, meta=meta))
+    return LoadReport(items=items, missing=report.missing, name="synth")
+
+
+#: data set name -> adapter
 LOADERS: dict[str, Loader] = {
+    "synth": _synth,
     "esc50": _esc50,
     "us8k": _us8k,
     "clotho": _clotho,
