@@ -10,7 +10,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import typer
 
 SHELLS = {"bash": "lmaczs.bash", "zsh": "_lmaczs", "fish": "lmaczs.fish"}
@@ -26,29 +25,28 @@ class Opt:
 
 
 def _tree() -> tuple[list[Opt], dict[str, tuple[str, list[Opt]]]]:
+    """Root options and ``{command: (short help, options)}`` read from the Typer app."""
     from lmaczs_cli.cli.app import app
 
     root = typer.main.get_command(app)
-    assert isinstance(root, click.Group)
-    ctx = click.Context(root)
+    ctx = root.context_class(root)
 
-    def opts(cmd: click.Command) -> list[Opt]:
+    def opts(cmd) -> list[Opt]:
         out = []
         for p in cmd.get_params(ctx):
-            if not isinstance(p, click.Option) or p.hidden:
+            if p.param_type_name != "option" or getattr(p, "hidden", False):
                 continue
-            names = [n for n in p.opts + p.secondary_opts if n.startswith("-")]
+            names = [n for n in list(p.opts) + list(p.secondary_opts) if n.startswith("-")]
             if any(n in ("--install-completion", "--show-completion") for n in names):
                 continue
-            choices = list(p.type.choices) if isinstance(p.type, click.Choice) else []
-            is_path = isinstance(p.type, click.Path | click.File)
-            out.append(Opt(names, (p.help or "").split("\n")[0], not p.is_flag, choices, is_path))
+            choices = list(getattr(getattr(p, "type", None), "choices", None) or [])
+            out.append(Opt(names, (p.help or "").split("\n")[0], not p.is_flag, choices, False))
         return out
 
     subs = {}
     for name in root.list_commands(ctx):
         cmd = root.get_command(ctx, name)
-        if cmd is None or cmd.hidden:
+        if cmd is None or getattr(cmd, "hidden", False):
             continue
         subs[name] = ((cmd.short_help or cmd.help or "").split("\n")[0].strip(), opts(cmd))
     return opts(root), subs

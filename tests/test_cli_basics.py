@@ -71,3 +71,47 @@ def test_bash_completion_script_parses() -> None:
     path = REPO / "completions" / "lmaczs.bash"
     r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _bash_complete(words: list[str]) -> list[str]:
+    script = REPO / "completions" / "lmaczs.bash"
+    words_str = " ".join(f"'{w}'" for w in words)
+    cmd = (f"source '{script}'; COMP_WORDS=({words_str}); COMP_CWORD={len(words) - 1}; "
+           "_lmaczs; printf '%s\\n' \"${COMPREPLY[@]}\"")
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True)
+    return r.stdout.split()
+
+
+def test_bash_completion_completes_commands_and_options() -> None:
+    assert _bash_complete(["lmaczs", "ex"]) == ["explain"]
+    opts = _bash_complete(["lmaczs", "explain", "--res"])
+    assert set(opts) == {"--residual", "--resume"}
+
+
+def test_zsh_and_fish_scripts_parse() -> None:
+    import shutil
+
+    import pytest
+
+    checked = 0
+    for shell, name in (("zsh", "_lmaczs"), ("fish", "lmaczs.fish")):
+        if shutil.which(shell):
+            r = subprocess.run([shell, "-n", str(REPO / "completions" / name)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            checked += 1
+    if not checked:
+        pytest.skip("neither zsh nor fish is installed")
+
+
+def test_fish_completion_completes_commands_and_options() -> None:
+    import shutil
+
+    import pytest
+
+    if not shutil.which("fish"):
+        pytest.skip("fish is not installed (CI installs it)")
+    script = REPO / "completions" / "lmaczs.fish"
+    r = subprocess.run(["fish", "-c", f"source '{script}'; complete -C 'lmaczs ex'; complete -C 'lmaczs explain --res'"],
+                       capture_output=True, text=True, check=True)
+    got = [line.split("\t")[0] for line in r.stdout.splitlines()]
+    assert got == ["explain", "--residual", "--resume"]
