@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lmaczs classify lmaczs_cli/assets/examples/scene.wav --clap small \
-		--labels lmaczs_cli/assets/examples/labels.txt --top-k 3 --out $(DEMO_OUT)
+	$(BIN)/lmaczs explain lmaczs_cli/assets/examples/scene.wav --clap small \
+		--labels lmaczs_cli/assets/examples/labels.txt --top-k 2 --residual --out $(DEMO_OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check lmaczs_cli tests benchmarks
