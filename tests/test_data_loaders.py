@@ -288,7 +288,7 @@ def test_manifest_errors(tmp_path: Path) -> None:
 
 # -- registry ------------------------------------------------------------------------
 def test_registry_dispatch_and_option_checks(tmp_path: Path) -> None:
-    assert DATASET_NAMES == ("esc50", "us8k", "clotho", "audiocaps", "manifest")
+    assert DATASET_NAMES == ("synth", "esc50", "us8k", "clotho", "audiocaps", "manifest")
     assert set(LOADERS) >= set(DATASET_NAMES)
     esc = make_esc50(tmp_path / "esc")
     assert len(load_dataset("esc50", esc, folds=[1], esc10=True)) == 1
@@ -297,7 +297,7 @@ def test_registry_dispatch_and_option_checks(tmp_path: Path) -> None:
     assert len(load_dataset("clotho", make_clotho(tmp_path / "cl", "validation"), split="val")) == 4
     assert len(load_dataset("audiocaps", make_audiocaps(tmp_path / "ac"))) == 3
     assert len(load_dataset("manifest", make_manifest(tmp_path / "mf"), split="train")) == 2
-    with pytest.raises(UsageError, match="unknown data set 'esc100': expected one of esc50, us8k"):
+    with pytest.raises(UsageError, match="unknown data set .esc100.: expected one of synth, esc50, us8k"):
         load_dataset("esc100", esc)
     with pytest.raises(UsageError, match="--split does not apply to data set esc50"):
         load_dataset("esc50", esc, split="train")
@@ -379,3 +379,25 @@ def test_real_esc50_mini() -> None:
         assert Path(item.path).parent == ESC50_MINI / "audio"
     assert len(load_esc50(ESC50_MINI, esc10=True)) == 10
     assert {i.meta["category"] for i in load_esc50(ESC50_MINI, esc10=True).items} == set(L.ESC10_CATEGORIES)
+
+
+def test_synth_folder_loads_with_ground_truth_masks(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lmaczs_cli.cli.app import app
+
+    out = tmp_path / "syn"
+    r = CliRunner().invoke(app, ["synth", "--out", str(out), "--n", "10", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    rep = load_dataset("synth", out)
+    assert len(rep.items) == 10 and not rep.missing
+    for it in rep.items:
+        gt = Path(it.meta["gt_masks"])
+        assert gt.is_file() and it.label
+        import numpy as np
+
+        with np.load(gt) as z:
+            assert it.label in z.files  # the label is one of the scene's events
+    assert {it.meta["split"] for it in load_dataset("synth", out, split="train").items} == {"train"}
+    with pytest.raises(UsageError, match="lmaczs synth"):
+        load_dataset("synth", tmp_path)
