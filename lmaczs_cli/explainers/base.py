@@ -1,0 +1,92 @@
+"""The ``Explainer`` interface every method implements, and a registry by name.
+
+Like captum's ``attribute``, an explainer has one verb, :meth:`Explainer.masks`:
+for B paired (clip_i, prompt_i) it returns B masks in [0, 1] at the linear
+spectrogram's resolution. Metrics, writers and commands only use that verb.
+
+Methods register a factory ``factory(model, **options) -> Explainer`` (imported
+only when the method is created), as at the end of this file::
+
+    register_explainer("gradcam", "lmaczs_cli.explainers.gradcam:build_gradcam")
+
+Masks from saliency maps are made the same way for every baseline by
+:func:`lmaczs_cli.explainers.saliency.saliency_to_mask`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lmaczs_cli.errors import UsageError
+
+if TYPE_CHECKING:  # keep this module import-light (no torch at import time)
+    import torch
+
+    from lmaczs_cli.models.base import Encoded, ZeroShotModel
+
+
+class Explainer(ABC):
+    """A method that explains a zero-shot model's similarity between clips and prompts."""
+
+    #: registry name, e.g. ``"lmaczs"``
+    name: str = ""
+    #: True when :meth:`masks` back-propagates through the model (callers must not wrap it in no_grad)
+    needs_grad: bool = False
+
+    @abstractmethod
+    def masks(
+        self,
+        model: ZeroShotModel,
+        magnitude: torch.Tensor,
+        text: torch.Tensor,
+        encoded: Encoded | None = None,
+    ) -> torch.Tensor:
+        """Masks [B, F, T] in [0, 1] explaining ``text[i]`` (normalised, [B, D]) on clip i.
+
+        ``magnitude``: the clips' linear magnitude spectrograms [B, F, T].
+        ``encoded``: ``model.encode(magnitude)`` when the caller already has it.
+        """
+
+
+# -- registry ------------------------------------------------------------------
+
+_EXPLAINERS: dict[str, str] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_explainer(name: str, target: str, description: str = "") -> None:
+    """Register ``name`` as built by ``target`` ("package.module:factory")."""
+    _EXPLAINERS[name] = target
+    _DESCRIPTIONS[name] = description
+
+
+def list_explainers() -> list[str]:
+    """Registered explainer names."""
+    return sorted(_EXPLAINERS)
+
+
+def describe_explainers() -> dict[str, str]:
+    return {n: _DESCRIPTIONS[n] for n in list_explainers()}
+
+
+def create_explainer(name: str, model: ZeroShotModel, **options: Any) -> Explainer:
+    """Build explainer ``name`` for ``model``; ``options`` go to its factory."""
+    if name not in _EXPLAINERS:
+        raise UsageError(f"unknown method {name!r}; choose one of: {', '.join(list_explainers())}")
+    module, func = _EXPLAINERS[name].split(":")
+    factory: Callable[..., Explainer] = getattr(importlib.import_module(module), func)
+    return factory(model, **options)
+
+
+register_explainer(
+    "lmaczs",
+    "lmaczs_cli.explainers.lmaczs:build_lmaczs",
+    "LMAC-ZS: a text-conditioned decoder trained to keep the model's similarities",
+)
+register_explainer("gradcam", "lmaczs_cli.explainers.gradcam:build_gradcam", "GradCAM")
+register_explainer("gradcam++", "lmaczs_cli.explainers.gradcam:build_gradcam_pp", "GradCAM++")
+register_explainer("smoothgrad", "lmaczs_cli.explainers.attribution:build_smoothgrad", "SmoothGrad")
+register_explainer("ig", "lmaczs_cli.explainers.attribution:build_ig", "Integrated Gradients")

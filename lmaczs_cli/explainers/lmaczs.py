@@ -1,0 +1,102 @@
+"""LMAC-ZS as an :class:`Explainer`: a trained :class:`MaskDecoder` applied to (clip, prompt) pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lmaczs_cli.errors import UsageError
+from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.decoder import MaskDecoder
+from lmaczs_cli.models.base import Encoded, ZeroShotModel
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+class LMACZS(Explainer):
+    """Listenable maps for zero-shot classifiers: masks from the decoder ``M_theta(t, h)``.
+
+    ``net`` is what is called (the decoder itself, or its DDP wrapper during training).
+    """
+
+    name = "lmaczs"
+
+    def __init__(self, decoder: MaskDecoder, net: nn.Module | None = None) -> None:
+        self.decoder = decoder
+        self.net = net if net is not None else decoder
+
+    @property
+    def domain(self) -> str:
+        return self.decoder.config.domain
+
+    def masks(
+        self,
+        model: ZeroShotModel,
+        magnitude: torch.Tensor,
+        text: torch.Tensor,
+        encoded: Encoded | None = None,
+    ) -> torch.Tensor:
+        """Masks [B, F, T] for the pairs (clip i, ``text[i]``)."""
+        b = magnitude.shape[0]
+        if text.shape[0] != b:
+            raise ValueError(f"masks() pairs clips and prompts: got {b} clips and {text.shape[0]} prompts")
+        idx = torch.arange(b, device=magnitude.device)
+        return self._run(model, magnitude, encoded, text, idx)
+
+    def pair_masks(
+        self,
+        model: ZeroShotModel,
+        magnitude: torch.Tensor,
+        text: torch.Tensor,
+        encoded: Encoded | None = None,
+    ) -> torch.Tensor:
+        """Masks [B, P, F, T] for every (clip i, prompt j) pair; ``text`` is [P, D]."""
+        b, p = magnitude.shape[0], text.shape[0]
+        idx = torch.arange(b, device=magnitude.device).repeat_interleave(p)
+        out = self._run(model, magnitude, encoded, text.repeat(b, 1), idx)
+        return out.view(b, p, *out.shape[1:])
+
+    def _run(
+        self,
+        model: ZeroShotModel,
+        magnitude: torch.Tensor,
+        encoded: Encoded | None,
+        text_rows: torch.Tensor,
+        clip_index: torch.Tensor,
+    ) -> torch.Tensor:
+        if encoded is None:
+            with torch.no_grad():
+                encoded = model.encode(magnitude)
+        hidden = [h.detach() for h in encoded.hidden]
+        text_rows = text_rows.to(encoded.embedding.dtype)
+        sim = (encoded.embedding.detach()[clip_index] * text_rows).sum(-1)
+        return self.net(hidden, text_rows, sim, clip_index, magnitude.detach())
+
+
+def default_decoder_path(model: ZeroShotModel) -> Path:
+    """Where the decoder bundled for ``model`` lives (it may not exist)."""
+    return ASSETS / model.name / "decoder.pt"
+
+
+def build_lmaczs(
+    model: ZeroShotModel, decoder: str | Path | None = None, mask_domain: str | None = None, **_: object
+) -> LMACZS:
+    """Registry factory: LMAC-ZS with the decoder at ``decoder`` (default: the bundled one).
+
+    ``mask_domain`` given: refuse a decoder trained for the other domain.
+    """
+    from lmaczs_cli.checkpoints import load_decoder
+
+    path = Path(decoder) if decoder is not None else default_decoder_path(model)
+    if decoder is None and not path.is_file():
+        raise UsageError(
+            f"no decoder is bundled for --clap {model.name}; train one with 'lmaczs train' "
+            "and pass it with --decoder PATH"
+        )
+    dec = load_decoder(path, model, domain=mask_domain)
+    dec.eval()
+    for p in dec.parameters():
+        p.requires_grad_(False)
+    return LMACZS(dec)

@@ -1,0 +1,180 @@
+"""Explanations measured against the synthetic world's ground truth (any :class:`Explainer`).
+
+On held-out synthetic scenes, with every class prompt ("this is a sound of {name}")
+on every clip, present and absent events alike:
+
+- ``mae``: mean |s - s~| over all (clip, prompt) pairs, s~ = t . f(M * X);
+- ``corr``: Pearson r between mask mean and s over all pairs;
+- ``pointing``: energy pointing game for present events: the bin where M * X
+  peaks lies in the event's ground-truth mask (events whose mask is empty skipped);
+- ``auc``: ROC AUC of the mask mean separating present from absent prompts
+  (``auc_sim``: the same for s itself, the model's own ceiling).
+
+Run it on a decoder checkpoint (prints one JSON object)::
+
+    python -m lmaczs_cli.groundtruth --decoder runs/small/best.pt --clap small --n 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmaczs_cli.errors import UsageError
+from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.metrics import auc, energy_pointing_game
+from lmaczs_cli.models.base import ZeroShotModel
+from lmaczs_cli.objective import pearson_from_sums, pearson_sums
+
+#: world seed of held-out scenes (different from any training world, split "test")
+EVAL_SEED = 1_000_003
+
+
+def groundtruth_metrics(
+    model: ZeroShotModel,
+    explainer: Explainer,
+    scenes: Any,
+    *,
+    batch_size: int = 8,
+    template: str | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Ground-truth metrics of ``explainer`` on ``scenes`` (a ``SyntheticDataset``)."""
+    from lmaczs_cli.data import synthetic as world
+
+    if model.sample_rate != world.SAMPLE_RATE or (model.n_freqs, model.n_frames) != (
+        world.N_FREQS, world.N_FRAMES
+    ):
+        raise UsageError(
+            f"ground-truth masks live on the synthetic world's grid ({world.SAMPLE_RATE} Hz, "
+            f"[{world.N_FREQS}, {world.N_FRAMES}]); --clap {model.name} uses another one"
+        )
+    classes = list(scenes.classes)
+    prompts = world.canonical_prompts(classes, template or world.PROMPT_TEMPLATE)
+    dev = model.device
+    text = model.embed_text(prompts)  # [P, D]
+    n_prompts = len(prompts)
+    sims, masked, means, present = [], [], [], []
+    hits = tries = empty = 0
+    grad = torch.enable_grad() if explainer.needs_grad else torch.no_grad()
+    for start in range(0, len(scenes), batch_size):
+        batch = [scenes.scene(i) for i in range(start, min(start + batch_size, len(scenes)))]
+        wave = torch.from_numpy(np.stack([s.wave for s in batch])).to(dev)
+        with torch.no_grad():
+            mag, _ = model.spectrogram(wave)
+            enc = model.encode(mag)
+            s = enc.embedding.float() @ text.float().T  # [B, P]
+        b = len(batch)
+        st = torch.zeros(b, n_prompts)
+        mm = torch.zeros(b, n_prompts)
+        for j in range(n_prompts):
+            with grad:
+                m = explainer.masks(model, mag, text[j].expand(b, -1), enc)
+            m = m.detach()
+            with torch.no_grad():
+                a_m = model.encode(m * mag).embedding.float()
+            st[:, j] = (a_m @ text[j].float()).cpu()
+            mm[:, j] = m.float().mean((1, 2)).cpu()
+            for i, sc in enumerate(batch):
+                gt = sc.masks.get(classes[j]) if sc.masks else None
+                if gt is None:
+                    continue
+                if not gt.any():
+                    empty += 1
+                    continue
+                tries += 1
+                g = torch.from_numpy(gt).to(m.device)[None]
+                hits += bool(energy_pointing_game(m[i : i + 1], mag[i : i + 1], g)[0])
+        sims.append(s.cpu())
+        masked.append(st)
+        means.append(mm)
+        present.append(torch.tensor([[c in sc.classes for c in classes] for sc in batch]))
+        if advance is not None:
+            advance(b)
+    s_all, st_all = torch.cat(sims).double(), torch.cat(masked).double()
+    mm_all, pres = torch.cat(means).double(), torch.cat(present)
+    corr = float(pearson_from_sums(pearson_sums(mm_all, s_all)))  # 0 if a variance vanishes
+    return {
+        "mae": float((s_all - st_all).abs().mean()),
+        "corr": corr,
+        "pointing": hits / max(tries, 1),
+        "auc": auc(mm_all[pres], mm_all[~pres]),
+        "auc_sim": auc(s_all[pres], s_all[~pres]),
+        "mask_mean_present": float(mm_all[pres].mean()),
+        "mask_mean_absent": float(mm_all[~pres].mean()),
+        "pairs": int(s_all.numel()),
+        "clips": int(s_all.shape[0]),
+        "pointing_events": tries,
+        "events_without_mask": empty,
+    }
+
+
+def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
+    """Copy ``run_dir/best.pt`` to ``dest/decoder.pt`` and write ``dest/decoder_card.json``."""
+    from lmaczs_cli.outputs import write_text_atomic
+
+    cfg = json.loads((run_dir / "config.json").read_text())
+    log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    vals = [r for r in log if r["event"] == "val"]
+    best = min(vals, key=lambda r: r["val_loss"]) if vals else {}
+    dest.mkdir(parents=True, exist_ok=True)
+    from lmaczs_cli.outputs import atomic_path
+
+    with atomic_path(dest / "decoder.pt") as tmp:
+        shutil.copyfile(run_dir / "best.pt", tmp)
+    card = {
+        "command": "lmaczs " + " ".join(cfg.get("argv", [])[1:]),
+        "seed": cfg["seed"],
+        "steps": log[-1]["step"] if log else None,
+        "best_step": best.get("step"),
+        "wall_seconds": log[-1]["time"] if log else None,
+        "model_spec": cfg["model_spec"],
+        "mask_domain": cfg["mask_domain"],
+        "decoder_config": cfg["decoder_config"],
+        "loss_weights": cfg["weights"],
+        "val_metrics": {k: best[k] for k in ("l_sim", "mae", "corr", "fid_in", "mask_mean") if k in best},
+        "lmaczs_version": cfg["lmaczs_version"],
+        "torch_version": cfg["torch_version"],
+        **extra,
+    }
+    write_text_atomic(dest / "decoder_card.json", json.dumps(card, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lmaczs_cli.groundtruth", description=__doc__.split("\n")[0])
+    ap.add_argument("--decoder", type=Path, help="decoder checkpoint (default: the bundled one)")
+    ap.add_argument("--clap", default="small")
+    ap.add_argument("--n", type=int, default=300, help="held-out scenes")
+    ap.add_argument("--seed", type=int, default=EVAL_SEED, help="world seed of the held-out scenes")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--export", type=Path, help="copy the run's best.pt and a card here (needs --run)")
+    ap.add_argument("--run", type=Path, help="the training run folder (for --export)")
+    args = ap.parse_args(argv)
+    from lmaczs_cli.data.synthetic import SyntheticDataset
+    from lmaczs_cli.explainers import create_explainer
+    from lmaczs_cli.models.registry import create_model
+
+    model = create_model(args.clap)
+    explainer = create_explainer("lmaczs", model, decoder=args.decoder)
+    scenes = SyntheticDataset(args.n, seed=args.seed, split="test")
+    metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size)
+    metrics["heldout"] = {"n": args.n, "world_seed": args.seed, "split": "test"}
+    print(json.dumps(metrics, indent=2))
+    if args.export is not None:
+        if args.run is None:
+            print("--export needs --run RUN_DIR", file=sys.stderr)
+            return 2
+        export_decoder(args.run, args.export, {"groundtruth": metrics})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The LMAC-ZS training objective (METHOD.md section 3) and validation statistics.
+
+For B clips and P distinct prompts (the batch's captions, de-duplicated, plus
+any label prompts the run adds), every (clip i, prompt j) pair is used:
+
+    s_ij  = t_j . a_i                                   (no grad)
+    s~_ij = t_j . f_audio(InputTf(M_ij * X_i))          (grad to the decoder only)
+    L_sim = mean_ij (s_ij - s~_ij)^2
+    L_reg = l1 * mean(M) + tv * TV(M)
+    L_out = out * mean_(i,j) in O relu(t_j . f_audio(InputTf((1 - M_ij) * X_i)) - m)
+    L_div = div * (1 - pearson({mean M_ij}, {s_ij}))
+    L     = L_sim + L_reg + L_out + L_div
+
+``L_out`` (ours): ``out_pairs="own"`` is the spec's term, O = {(i, own caption)},
+margin m = 0. ``"matching"`` (default) also takes every pair whose s_ij exceeds
+the batch's mean similarity s_bar, with m = s_bar: what a mask removes must look
+no more like its prompt than an unrelated clip does, which forces the mask to
+keep *all* of the prompted event (and L1 to drop the rest).
+
+All means are over the *global* batch: ``global_sum`` turns a local sum into the
+sum over every DDP rank (identity in one process), so a run on W ranks with B
+clips each optimises exactly the loss of one process with W*B clips.
+
+Default weights, tuned on the bundled small model and synthetic scenes
+(held-out ground truth; see ``lmaczs_cli/assets/small/decoder_card.json``):
+
+==============  ==========  ======================================================
+weight          default     why
+==============  ==========  ======================================================
+``l1``          0.05        smaller masks; 0.3 costs faithfulness (|s-s~| 0.07)
+``tv``          0.0         the decoder's upsampling already gives smooth masks
+``out``         0.3         with ``matching``: prompt-specific masks, AUC up;
+                            1.0 costs faithfulness
+``out_pairs``   matching    "own" (the spec's term) barely localises
+``div``         0.05        ties mask size to s (corr >= 0.95 on held-out pairs)
+==============  ==========  ======================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from lmaczs_cli.models.base import Encoded, ZeroShotModel
+
+MaskFn = Callable[[torch.Tensor, Encoded, torch.Tensor], torch.Tensor]
+SumFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the regularisers (L_sim always has weight 1)."""
+
+    l1: float = 0.05
+    tv: float = 0.0
+    out: float = 0.3
+    div: float = 0.05
+    #: L_out pairs: "own" (clip i, its caption; margin 0: the spec's term) or "matching"
+    #: (also every pair with s_ij above the batch's mean similarity, which is then the margin)
+    out_pairs: str = "matching"
+
+    def to_dict(self) -> dict[str, float | str]:
+        return asdict(self)
+
+
+@dataclass
+class LossResult:
+    """The loss to back-propagate and its parts (floats, for logging), plus detached pair data."""
+
+    total: torch.Tensor
+    parts: dict[str, float]
+    sims: torch.Tensor  # [B, P] s_ij
+    masked_sims: torch.Tensor  # [B, P] s~_ij
+    mask_means: torch.Tensor  # [B, P] mean(M_ij)
+    masked_embeddings: torch.Tensor  # [B, P, D] f_audio(InputTf(M_ij * X_i))
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _out_pairs(
+    sims: torch.Tensor, own: torch.Tensor, mode: str, global_sum: SumFn
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
+    """(clip index, prompt index, margin) of the pairs L_out looks at."""
+    b = sims.shape[0]
+    rows = torch.arange(b, device=sims.device)
+    if mode == "own":
+        return rows, own, 0.0
+    if mode != "matching":
+        raise ValueError(f"out_pairs must be 'own' or 'matching', not {mode!r}")
+    n = global_sum(torch.tensor(float(sims.numel()), device=sims.device))
+    tau = global_sum(sims.sum()) / n
+    sel = sims > tau
+    sel[rows, own] = True
+    ci, pj = sel.nonzero(as_tuple=True)
+    return ci, pj, tau
+
+
+def masked_similarity(
+    model: ZeroShotModel, magnitude: torch.Tensor, masks: torch.Tensor, text: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``s~`` [B, P] and masked embeddings [B, P, D] for masks [B, P, F, T] and prompts [P, D]."""
+    b, p = masks.shape[:2]
+    x = (masks * magnitude[:, None]).reshape(b * p, *magnitude.shape[1:])
+    emb = model.encode(x).embedding.float().view(b, p, -1)
+    return (emb * text.float()[None]).sum(-1), emb
+
+
+def pearson_from_sums(s: torch.Tensor) -> torch.Tensor:
+    """Pearson r from ``[n, Sx, Sy, Sxx, Syy, Sxy]`` (float64); 0 when a variance vanishes."""
+    n, sx, sy, sxx, syy, sxy = s.unbind()
+    n = n.clamp_min(1)
+    cov = sxy / n - (sx / n) * (sy / n)
+    vx = (sxx / n - (sx / n) ** 2).clamp_min(0)
+    vy = (syy / n - (sy / n) ** 2).clamp_min(0)
+    return cov / torch.sqrt(vx * vy + 1e-18)
+
+
+def pearson_sums(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[n, Sx, Sy, Sxx, Syy, Sxy]`` in float64 for paired values x, y (any equal shapes)."""
+    x, y = x.double().flatten(), y.double().flatten()
+    n = torch.tensor(float(x.numel()), dtype=torch.float64, device=x.device)
+    return torch.stack([n, x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum()])
+
+
+def total_variation_sums(masks: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Sum of |frequency steps| / their count + |time steps| / their count, summed over masks.
+
+    Returned as (sum over masks of the per-mask TV, number of masks).
+    """
+    m = masks.reshape(-1, *masks.shape[-2:]).float()
+    df = (m[:, 1:, :] - m[:, :-1, :]).abs().mean((1, 2))
+    dt = (m[:, :, 1:] - m[:, :, :-1]).abs().mean((1, 2))
+    return (df + dt).sum(), m.shape[0]
+
+
+def lmaczs_objective(
+    model: ZeroShotModel,
+    magnitude: torch.Tensor,
+    text: torch.Tensor,
+    own: torch.Tensor,
+    mask_fn: MaskFn,
+    weights: LossWeights = LossWeights(),
+    encoded: Encoded | None = None,
+    global_sum: SumFn = _identity,
+) -> LossResult:
+    """The LMAC-ZS loss for clips ``magnitude`` [B, F, T] and prompts ``text`` [P, D].
+
+    ``own`` [B]: index into ``text`` of each clip's own caption (for ``L_out``).
+    ``mask_fn(magnitude, encoded, text) -> [B, P, F, T]`` gives the masks.
+    ``global_sum`` sums a tensor over DDP ranks keeping this rank's gradient path.
+    """
+    magnitude = magnitude.detach()
+    text = text.detach()
+    if encoded is None:
+        with torch.no_grad():
+            encoded = model.encode(magnitude)
+    a = encoded.embedding.detach().float()
+    sims = a @ text.float().T  # [B, P]
+    masks = mask_fn(magnitude, encoded, text)  # [B, P, F, T]
+    b, p = masks.shape[:2]
+    masked, emb = masked_similarity(model, magnitude, masks, text)
+
+    n_pairs = global_sum(torch.tensor(float(b * p), device=sims.device))
+    l_sim = global_sum(((sims - masked) ** 2).sum()) / n_pairs
+    mask_means = masks.float().mean((-2, -1))  # [B, P]
+    mean_mask = global_sum(mask_means.sum()) / n_pairs
+    total = l_sim + weights.l1 * mean_mask
+    parts = {"sim": l_sim, "l1": mean_mask}
+    if weights.tv > 0:
+        tv_sum, n_masks = total_variation_sums(masks)
+        tv = global_sum(tv_sum) / global_sum(torch.tensor(float(n_masks), device=sims.device))
+        total = total + weights.tv * tv
+        parts["tv"] = tv
+    if weights.out > 0:
+        ci, pj, tau = _out_pairs(sims, own, weights.out_pairs, global_sum)
+        kept = masks[ci, pj]  # [K, F, T]
+        out_emb = model.encode((1 - kept) * magnitude[ci]).embedding.float()
+        out_sim = (out_emb * text.float()[pj]).sum(-1)
+        l_out = global_sum(torch.relu(out_sim - tau).sum()) / global_sum(
+            torch.tensor(float(len(ci)), device=sims.device)
+        ).clamp_min(1)
+        total = total + weights.out * l_out
+        parts["out"] = l_out
+    if weights.div > 0:
+        corr = pearson_from_sums(global_sum(pearson_sums(mask_means, sims)))
+        l_div = (1 - corr).float()
+        total = total + weights.div * l_div
+        parts["div"] = l_div
+    parts["total"] = total
+    return LossResult(
+        total=total,
+        parts={k: float(v.detach()) for k, v in parts.items()},
+        sims=sims.detach(),
+        masked_sims=masked.detach(),
+        mask_means=mask_means.detach(),
+        masked_embeddings=emb.detach(),
+    )
+
+
+# -- validation statistics ---------------------------------------------------------
+
+STAT_KEYS = ("pairs", "abs_err", "sq_err", "clips", "fid_in", "mask_sum")
+
+
+def pair_stats(result: LossResult, text: torch.Tensor) -> torch.Tensor:
+    """Sums over one batch, to be added across batches and ranks (float64 vector).
+
+    ``[pairs, sum|s - s~|, sum (s - s~)^2, clips, Fid-In hits, sum mask mean,
+    n, Sx, Sy, Sxx, Syy, Sxy]`` with the Pearson sums of (mask mean, s).
+    Fid-In: the clip's top prompt c = argmax_j s_ij still wins among the batch's
+    prompts on the input masked for c (``argmax_j t_j . a~_ic == c``).
+    """
+    s, st = result.sims.double(), result.masked_sims.double()
+    b = s.shape[0]
+    top = s.argmax(1)
+    emb_top = result.masked_embeddings[torch.arange(b, device=top.device), top]  # [B, D]
+    fid = ((emb_top.float() @ text.float().T).argmax(1) == top).sum()
+    base = torch.stack([
+        torch.tensor(float(s.numel()), dtype=torch.float64, device=s.device),
+        (s - st).abs().sum(),
+        ((s - st) ** 2).sum(),
+        torch.tensor(float(b), dtype=torch.float64, device=s.device),
+        fid.double(),
+        result.mask_means.double().sum(),
+    ])
+    return torch.cat([base, pearson_sums(result.mask_means, result.sims)])
+
+
+def finalize_stats(sums: torch.Tensor) -> dict[str, float]:
+    """Turn summed :func:`pair_stats` vectors into metrics."""
+    v = sums.double().cpu()
+    pairs, abs_err, sq_err, clips, fid, mask_sum = v[:6].tolist()
+    pairs = max(pairs, 1.0)
+    return {
+        "l_sim": sq_err / pairs,
+        "mae": abs_err / pairs,
+        "corr": float(pearson_from_sums(v[6:])),
+        "fid_in": fid / max(clips, 1.0),
+        "mask_mean": mask_sum / pairs,
+        "pairs": int(v[0]),
+    }

@@ -1,0 +1,146 @@
+"""The LMAC-ZS decoder and explainer: shapes, ranges, mel->linear mapping, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmaczs_cli.explainers import create_explainer, list_explainers
+from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.decoder import MaskDecoder, _needs_transpose, mel_to_linear_matrix
+from lmaczs_cli.explainers.lmaczs import LMACZS
+from tests.fake_model import FakeModel, one_thread, toy_wave  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def model() -> FakeModel:
+    torch.manual_seed(0)
+    return FakeModel().eval()
+
+
+def _batch(model: FakeModel, b: int = 3) -> torch.Tensor:
+    n, sr = model.window_samples, model.sample_rate
+    waves = torch.stack([toy_wave("mid tone beep", n, sr, i) for i in range(b)])
+    return model.spectrogram(waves)[0]
+
+
+@pytest.mark.parametrize("domain", ["stft", "mel"])
+@torch.no_grad()
+def test_masks_shape_and_range(model: FakeModel, domain: str) -> None:
+    torch.manual_seed(0)
+    dec = MaskDecoder.for_model(model, domain)
+    ex = LMACZS(dec)
+    mag = _batch(model, 3)
+    text = model.embed_text(["low hum", "high whistle", "mid tone beep"])
+    m = ex.masks(model, mag, text)
+    assert m.shape == mag.shape == (3, model.n_freqs, model.n_frames)
+    assert float(m.min()) >= 0.0 and float(m.max()) <= 1.0
+    pairs = ex.pair_masks(model, mag, text)
+    assert pairs.shape == (3, 3, model.n_freqs, model.n_frames)
+    # the paired masks are the diagonal of the all-pairs masks
+    for i in range(3):
+        torch.testing.assert_close(pairs[i, i], m[i], atol=1e-5, rtol=1e-5)
+    # the mask depends on the prompt once FiLM is non-zero
+    with torch.no_grad():
+        for p in dec.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    pairs = ex.pair_masks(model, mag, text)
+    assert (pairs[0, 0] - pairs[0, 1]).abs().max() > 1e-4
+    # any (clip, prompt) order gives the same masks as the grouped all-pairs layout
+    idx, rows = torch.tensor([2, 0, 1, 2]), torch.tensor([0, 2, 1, 1])
+    torch.testing.assert_close(ex._run(model, mag, None, text[rows], idx), pairs[idx, rows])
+
+
+def test_config_records_probe_sizes(model: FakeModel) -> None:
+    dec = MaskDecoder.for_model(model, "mel", width=16)
+    cfg = dec.config
+    enc = model.encode(_batch(model, 1))
+    assert cfg.hidden_shapes == [list(h.shape[1:]) for h in enc.hidden]
+    assert cfg.text_dim == enc.embedding.shape[-1]
+    assert (cfg.n_freqs, cfg.n_mels, cfg.n_frames) == (model.n_freqs, model.n_mels, model.n_frames)
+    assert cfg.transpose == [False, False]  # the fake model's maps are [mel, time]
+    assert dec.gate is None  # the energy gate is an stft-domain feature
+
+
+def test_mel_to_linear_all_ones_is_ones(model: FakeModel) -> None:
+    w = mel_to_linear_matrix(model.mel_filterbank())
+    assert w.shape == (model.n_freqs, model.n_mels)
+    ones = w @ torch.ones(model.n_mels, 7)
+    torch.testing.assert_close(ones, torch.ones(model.n_freqs, 7))
+    assert float((w @ torch.zeros(model.n_mels, 7)).abs().max()) == 0.0
+    assert float(w.min()) >= 0.0
+
+
+def test_mel_to_linear_with_uncovered_bins() -> None:
+    fb = torch.zeros(2, 6)
+    fb[0, 1:3] = torch.tensor([0.5, 1.0])
+    fb[1, 3:5] = torch.tensor([1.0, 0.5])
+    w = mel_to_linear_matrix(fb)  # bins 0 and 5 are covered by no filter
+    torch.testing.assert_close(w.sum(1), torch.ones(6))
+    torch.testing.assert_close(w[0], w[1])  # nearest covered bin
+    torch.testing.assert_close(w[5], w[4])
+
+
+def test_mel_domain_all_ones_mask_maps_to_ones(model: FakeModel) -> None:
+    dec = MaskDecoder.for_model(model, "mel")
+    with torch.no_grad():
+        dec.bias[-1].bias.fill_(50.0)  # sigmoid saturates: an all-ones mel mask
+    mag = _batch(model, 2)
+    m = LMACZS(dec).masks(model, mag, model.embed_text(["a", "b"]))
+    torch.testing.assert_close(m, torch.ones_like(m))
+
+
+def test_small_model_grid_if_available() -> None:
+    small = pytest.importorskip("lmaczs_cli.models.small")
+    model = small.load_small(ckpt="random").eval()
+    for domain in ("stft", "mel"):
+        dec = MaskDecoder.for_model(model, domain, width=32)
+        assert dec.config.transpose == [False] * len(dec.config.hidden_shapes)
+        mag = torch.rand(2, model.n_freqs, model.n_frames)
+        text = torch.nn.functional.normalize(torch.randn(2, dec.config.text_dim), dim=-1)
+        with torch.no_grad():
+            m = LMACZS(dec).masks(model, mag, text)
+        assert m.shape == (2, 257, 501)
+        assert 0.0 <= float(m.min()) and float(m.max()) <= 1.0
+
+
+def test_transpose_heuristic() -> None:
+    assert not _needs_transpose(32, 250, 64, 501)
+    assert _needs_transpose(250, 32, 64, 501)
+    assert not _needs_transpose(8, 8, 64, 1001)  # square maps stay as they are
+
+
+def test_registry(model: FakeModel, tmp_path) -> None:
+    from lmaczs_cli.checkpoints import decoder_payload, save_checkpoint
+    from lmaczs_cli.errors import UsageError
+
+    assert {"lmaczs", "gradcam", "gradcam++", "smoothgrad", "ig"} <= set(list_explainers())
+    with pytest.raises(UsageError, match="unknown method"):
+        create_explainer("nope", model)
+    with pytest.raises(UsageError, match="no decoder is bundled"):
+        create_explainer("lmaczs", model)
+    path = tmp_path / "d.pt"
+    save_checkpoint(path, decoder_payload(MaskDecoder.for_model(model, "mel", width=16), model.spec_id()))
+    ex = create_explainer("lmaczs", model, decoder=path, mask_domain="mel")
+    assert isinstance(ex, LMACZS) and isinstance(ex, Explainer) and ex.domain == "mel"
+    assert not any(p.requires_grad for p in ex.decoder.parameters())
+    with pytest.raises(UsageError, match="'mel' domain"):
+        create_explainer("lmaczs", model, decoder=path, mask_domain="stft")
+
+
+def test_bundled_small_decoder_loads() -> None:
+    from lmaczs_cli.explainers.lmaczs import default_decoder_path
+
+    small = pytest.importorskip("lmaczs_cli.models.small")
+    model = small.load_small().eval()
+    if not default_decoder_path(model).is_file():
+        pytest.skip("no bundled decoder for the small model")
+    ex = create_explainer("lmaczs", model)
+    assert ex.domain == "stft"
+    mag = torch.rand(2, model.n_freqs, model.n_frames)
+    text = torch.nn.functional.normalize(torch.randn(2, ex.decoder.config.text_dim), dim=-1)
+    with torch.no_grad():
+        m = ex.masks(model, mag, text)
+    assert m.shape == (2, 257, 501) and 0.0 <= float(m.min()) and float(m.max()) <= 1.0
