@@ -96,7 +96,8 @@ def test_zsh_and_fish_scripts_parse() -> None:
     checked = 0
     for shell, name in (("zsh", "_lmaczs"), ("fish", "lmaczs.fish")):
         if shutil.which(shell):
-            r = subprocess.run([shell, "-n", str(REPO / "completions" / name)], capture_output=True, text=True)
+            path = str(REPO / "completions" / name)
+            r = subprocess.run([shell, "-n", path], capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
             checked += 1
     if not checked:
@@ -111,7 +112,7 @@ def test_fish_completion_completes_commands_and_options() -> None:
     if not shutil.which("fish"):
         pytest.skip("fish is not installed (CI installs it)")
     script = REPO / "completions" / "lmaczs.fish"
-    r = subprocess.run(["fish", "-c", f"source '{script}'; complete -C 'lmaczs ex'; complete -C 'lmaczs explain --res'"],
-                       capture_output=True, text=True, check=True)
+    cmd = f"source '{script}'; complete -C 'lmaczs ex'; complete -C 'lmaczs explain --res'"
+    r = subprocess.run(["fish", "-c", cmd], capture_output=True, text=True, check=True)
     got = [line.split("\t")[0] for line in r.stdout.splitlines()]
     assert got == ["explain", "--residual", "--resume"]
