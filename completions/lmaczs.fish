@@ -158,10 +158,10 @@ complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l prompt -s p -r -d 'A prompt (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l prompts-file -r -d 'File with one prompt per line.'
-complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l labels -r -d 'Label set: esc50, us8k, or a file.'
+complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l labels -r -d 'Label set esc50, us8k or FILE (with --top-k: explain the top K).'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l prompt-template -r -d 'Template turning a label into a prompt.'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l top-k -s k -r -d 'Labels per clip.'
-complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l files-from -r -d 'File listing inputs, or - for stdin.'
+complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l files-from -r -d 'File listing inputs, one per line; - for stdin.'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l out -s o -r -d 'Output folder; nothing is written outside it.'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l clap -r -d 'Zero-shot model: laion-htsat-tiny, laion-htsat-base, or '\''small'\'' (bundled, offline).'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l clap-ckpt -r -d 'Model checkpoint file (LAION .pt); '\''random'\'' builds random weights (testing).'

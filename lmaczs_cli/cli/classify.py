@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lmaczs_cli.cli import common as c
+from lmaczs_cli.cli import explain as e
 
 HELP = """Zero-shot classification: rank prompts (or labels) for each clip.
 
@@ -29,23 +30,13 @@ def register(app: typer.Typer) -> None:
 
 @c.handle_errors()
 def classify(
-    inputs: Annotated[list[Path] | None, typer.Argument(help="Audio files or folders.")] = None,
-    prompt: Annotated[
-        list[str] | None, typer.Option("--prompt", "-p", help="A prompt (repeatable).")
-    ] = None,
-    prompts_file: Annotated[
-        Path | None, typer.Option("--prompts-file", help="File with one prompt per line.")
-    ] = None,
-    labels: Annotated[
-        str | None, typer.Option("--labels", help="Label set: esc50, us8k, or a file.")
-    ] = None,
-    prompt_template: Annotated[
-        str, typer.Option("--prompt-template", help="Template turning a label into a prompt.")
-    ] = "this is a sound of {label}",
+    inputs: e.InputsArg = None,
+    prompt: e.PromptOpt = None,
+    prompts_file: e.PromptsFileOpt = None,
+    labels: e.LabelsOpt = None,
+    prompt_template: e.TemplateOpt = "this is a sound of {label}",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Labels per clip.")] = 5,
-    files_from: Annotated[
-        str | None, typer.Option("--files-from", help="File listing inputs, or - for stdin.")
-    ] = None,
+    files_from: e.FilesFromOpt = None,
     out: c.OutOpt = Path("lmaczs-out"),
     clap: c.ClapOpt = c.DEFAULT_CLAP,
     clap_ckpt: c.ClapCkptOpt = None,
