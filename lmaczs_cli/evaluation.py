@@ -259,7 +259,9 @@ def _ground_truth(items, keep, labels, c, masks, mag) -> list[dict] | None:
                 out.append({})  # predicted class absent from the scene: nothing to localise
                 continue
             g = torch.from_numpy(z[lab]).to(masks.device).bool()
-        g = g[: masks.shape[1], : masks.shape[2]]
+        if tuple(g.shape) != tuple(masks.shape[1:]):
+            out.append({})  # ground truth made for another model's grid (e.g. synth scenes on LAION)
+            continue
         epg = M.energy_pointing_game(masks[r : r + 1], mag[r : r + 1], g[None])
         pr = M.mask_precision_recall(masks[r : r + 1], g[None], energy=mag[r : r + 1], threshold=None)
         out.append({"EPG": float(epg[0]), "precision": float(pr["precision"][0]),
