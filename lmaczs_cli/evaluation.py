@@ -135,7 +135,7 @@ def run_evaluate(opts: EvalOptions) -> int:
             speech = cond.speech_files() if cond.kind == "speech" else []
             loader = DataLoader(ds, batch_size=opts.batch_size, num_workers=opts.num_workers,
                                 collate_fn=collate_clips)
-            for b0, batch in enumerate(_batches(loader)):
+            for b0, batch in enumerate(loader):
                 idx_global = [mine[b0 * opts.batch_size + j][0] for j in range(len(batch["path"]))]
                 good = []
                 for j, e in enumerate(batch["error"]):
@@ -182,10 +182,6 @@ def run_evaluate(opts: EvalOptions) -> int:
             return failed
     _finish(opts, rows, scatter, time.perf_counter() - t0)
     return failed
-
-
-def _batches(loader):
-    yield from loader
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lmaczs_cli.models.base import Encoded, ZeroShotModel
+from lmaczs_cli.models.base import ZeroShotModel
 
 
 def reinitialise(module: nn.Module, seed: int) -> None:
@@ -76,7 +76,6 @@ def explain_batch(model: ZeroShotModel, explainer, mag: torch.Tensor, text: torc
     needs_grad = bool(getattr(explainer, "needs_grad", False))
     with torch.no_grad():
         enc = model.encode(mag)
-    enc = Encoded(enc.embedding, enc.hidden)
     with torch.set_grad_enabled(needs_grad):
         return explainer.masks(model, mag, text, encoded=enc).float().detach()
 

@@ -29,6 +29,11 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate", help=HELP, short_help="Faithfulness metrics on a data set.")(evaluate)
 
 
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="esc50, us8k, synth or manifest.")]
+DataRootOpt = Annotated[
+    Path | None, typer.Option("--data-root", help="The data set's folder (manifest: the CSV).")
+]
+FoldsOpt = Annotated[str | None, typer.Option("--folds", help="Folds, e.g. 5 or 1-4 or 1,3.")]
 MethodOpt = Annotated[
     list[str] | None,
     typer.Option("--method", "-m", help="lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable)."),
@@ -37,16 +42,14 @@ MethodOpt = Annotated[
 
 @c.handle_errors()
 def evaluate(
-    dataset: Annotated[str, typer.Option("--dataset", help="esc50, us8k, synth or manifest.")],
-    data_root: Annotated[
-        Path | None, typer.Option("--data-root", help="The data set's folder (manifest: the CSV).")
-    ] = None,
+    dataset: DatasetOpt,
+    data_root: DataRootOpt = None,
     method: MethodOpt = None,
     condition: Annotated[
         list[str] | None,
         typer.Option("--condition", help="clean, esc50-mix, white-noise or speech:DIR (repeatable)."),
     ] = None,
-    folds: Annotated[str | None, typer.Option("--folds", help="Folds, e.g. 5 or 1-4 or 1,3.")] = None,
+    folds: FoldsOpt = None,
     esc10: Annotated[bool, typer.Option("--esc10", help="ESC-10 subset of ESC-50.")] = False,
     split: Annotated[str | None, typer.Option("--split", help="Split of a manifest.")] = None,
     max_samples: Annotated[

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from lmaczs_cli.cli import common as c
-from lmaczs_cli.cli.evaluate import MethodOpt, method_options
+from lmaczs_cli.cli import evaluate as ev
+from lmaczs_cli.cli.evaluate import method_options
 
 HELP = """Sanity checks of explanation methods (Adebayo et al. 2018; paper Fig. 3, 5).
 
@@ -34,11 +35,9 @@ def register(app: typer.Typer) -> None:
 
 @c.handle_errors()
 def sanity_check(
-    dataset: Annotated[str, typer.Option("--dataset", help="esc50, us8k, synth or manifest.")],
-    data_root: Annotated[
-        Path | None, typer.Option("--data-root", help="The data set's folder (manifest: the CSV).")
-    ] = None,
-    method: MethodOpt = None,
+    dataset: ev.DatasetOpt,
+    data_root: ev.DataRootOpt = None,
+    method: ev.MethodOpt = None,
     mode: Annotated[
         str, typer.Option("--mode", help="cascading (top-down, cumulative) or independent.")
     ] = "cascading",
@@ -49,7 +48,7 @@ def sanity_check(
     wrong_prompts: Annotated[
         int, typer.Option("--wrong-prompts", min=1, help="Unrelated prompts per clip.")
     ] = 3,
-    folds: Annotated[str | None, typer.Option("--folds", help="Folds, e.g. 5 or 1-4.")] = None,
+    folds: ev.FoldsOpt = None,
     prompt_template: Annotated[
         str, typer.Option("--prompt-template", help="Template turning a label into a prompt.")
     ] = "this is a sound of {label}",
