@@ -13,6 +13,9 @@ on every clip, present and absent events alike:
 Run it on a decoder checkpoint (prints one JSON object)::
 
     python -m lmaczs_cli.groundtruth --decoder runs/small/best.pt --clap small --n 300
+
+``--ceiling`` scores masks built from the ground truth itself instead, for pointing and
+faithfulness together (:func:`oracle_ceiling`): what a faithful explainer could reach.
 """
 
 from __future__ import annotations
@@ -38,6 +41,19 @@ from lmaczs_cli.objective import pearson_from_sums, pearson_sums
 EVAL_SEED = 1_000_003
 
 
+def _check_grid(model: ZeroShotModel) -> None:
+    """Refuse a model whose spectrogram grid is not the synthetic world's (where the masks live)."""
+    from lmaczs_cli.data import synthetic as world
+
+    if model.sample_rate != world.SAMPLE_RATE or (model.n_freqs, model.n_frames) != (
+        world.N_FREQS, world.N_FRAMES
+    ):
+        raise UsageError(
+            f"ground-truth masks live on the synthetic world's grid ({world.SAMPLE_RATE} Hz, "
+            f"[{world.N_FREQS}, {world.N_FRAMES}]); --clap {model.name} uses another one"
+        )
+
+
 def groundtruth_metrics(
     model: ZeroShotModel,
     explainer: Explainer,
@@ -50,13 +66,7 @@ def groundtruth_metrics(
     """Ground-truth metrics of ``explainer`` on ``scenes`` (a ``SyntheticDataset``)."""
     from lmaczs_cli.data import synthetic as world
 
-    if model.sample_rate != world.SAMPLE_RATE or (model.n_freqs, model.n_frames) != (
-        world.N_FREQS, world.N_FRAMES
-    ):
-        raise UsageError(
-            f"ground-truth masks live on the synthetic world's grid ({world.SAMPLE_RATE} Hz, "
-            f"[{world.N_FREQS}, {world.N_FRAMES}]); --clap {model.name} uses another one"
-        )
+    _check_grid(model)
     classes = list(scenes.classes)
     prompts = world.canonical_prompts(classes, template or world.PROMPT_TEMPLATE)
     dev = model.device
@@ -117,6 +127,91 @@ def groundtruth_metrics(
     }
 
 
+#: oracle mask family: level of the prompted event, of the other events (relative to it),
+#: of the background (0 or the event's level), and the share of the event's frames kept
+ORACLE_LEVELS = (1.0, 0.01, 0.001)
+ORACLE_OTHERS = (0.0, 0.03, 0.1, 0.3, 0.5)
+ORACLE_TIME_SHARES = (1.0, 0.5, 0.25, 0.1)
+
+
+def oracle_masks(gt: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Masks [K, F, T] built from event ``gt`` [F, T] and the union ``present`` of all events' masks.
+
+    ``a * g_f + a * e * (others) + b * (background)`` for every level ``a``, other-event share
+    ``e``, background ``b`` in {0, a}, and ``g_f``: the event's mask on its first ``f`` of frames.
+    """
+    g = gt.float()
+    others = present.float() * (1 - g)
+    background = 1 - torch.maximum(present.float(), g)
+    frames = g.any(0).nonzero()[:, 0]
+    out = []
+    for f in ORACLE_TIME_SHARES:
+        part = g.clone()
+        part[:, frames[max(1, int(len(frames) * f)) :]] = 0
+        for a in ORACLE_LEVELS:
+            for e in ORACLE_OTHERS:
+                for keep_bg in (False, True):
+                    out.append(a * (part + e * others + (background if keep_bg else 0)))
+    return torch.stack(out)
+
+
+def oracle_ceiling(
+    model: ZeroShotModel,
+    scenes: Any,
+    *,
+    template: str | None = None,
+    tolerances: tuple[float, ...] = (0.05, 0.1),
+) -> dict[str, Any]:
+    """How far faithfulness and pointing can be had together on ``scenes``, knowing the ground truth.
+
+    For every present event, among the :func:`oracle_masks` whose ``M * X`` peaks inside the
+    event's mask, the smallest |s - s~|: ``pointing_at_<tol>`` is the share of events where it
+    is at most ``tol`` (an upper estimate of the pointing game a faithful explainer can reach
+    with such masks). Also the all-zero input's similarity to each absent prompt versus s:
+    how far an empty mask is from faithful where the event is absent.
+    """
+    from lmaczs_cli.data import synthetic as world
+
+    _check_grid(model)
+    classes = list(scenes.classes)
+    text = model.embed_text(world.canonical_prompts(classes, template or world.PROMPT_TEMPLATE)).float()
+    dev = model.device
+    with torch.no_grad():
+        silent = model.encode(torch.zeros(1, model.n_freqs, model.n_frames, device=dev)).embedding.float()
+    s_empty = (silent @ text.T)[0]
+    best, empty_err = [], []
+    for i in range(len(scenes)):
+        sc = scenes.scene(i)
+        with torch.no_grad():
+            mag, _ = model.spectrogram(torch.from_numpy(sc.wave)[None].to(dev))
+            s = (model.encode(mag).embedding.float() @ text.T)[0]
+        union = torch.zeros(mag.shape[1:], dtype=torch.bool, device=dev)
+        for m in (sc.masks or {}).values():
+            union |= torch.from_numpy(m).to(dev)
+        for j, c in enumerate(classes):
+            if c not in sc.classes:
+                empty_err.append(float((s[j] - s_empty[j]).abs()))
+                continue
+            gt = torch.from_numpy(sc.masks[c]).to(dev)
+            if not gt.any():
+                continue
+            masks = oracle_masks(gt, union)
+            with torch.no_grad():
+                st = model.encode(masks * mag).embedding.float() @ text[j]
+            hit = energy_pointing_game(masks, mag.expand_as(masks), gt[None].expand_as(masks))
+            err = (st - s[j]).abs()
+            best.append(float(err[hit].min()) if bool(hit.any()) else float("inf"))
+    b = np.asarray(best)
+    out = {f"pointing_at_{t:g}": float((b <= t).mean()) for t in tolerances}
+    out.update({
+        "events": len(best),
+        "oracle_masks_per_event": len(ORACLE_TIME_SHARES) * len(ORACLE_LEVELS) * len(ORACLE_OTHERS) * 2,
+        "empty_mask_abs_err_absent": float(np.mean(empty_err)) if empty_err else float("nan"),
+        "empty_mask_sim_range": [float(s_empty.min()), float(s_empty.max())],
+    })
+    return out
+
+
 def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
     """Copy ``run_dir/best.pt`` to ``dest/decoder.pt`` and write ``dest/decoder_card.json``."""
     from lmaczs_cli.outputs import write_text_atomic
@@ -155,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=300, help="held-out scenes")
     ap.add_argument("--seed", type=int, default=EVAL_SEED, help="world seed of the held-out scenes")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--ceiling", action="store_true", help="oracle ceiling instead of a decoder's metrics")
     ap.add_argument("--export", type=Path, help="copy the run's best.pt and a card here (needs --run)")
     ap.add_argument("--run", type=Path, help="the training run folder (for --export)")
     args = ap.parse_args(argv)
@@ -163,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     from lmaczs_cli.models.registry import create_model
 
     model = create_model(args.clap)
+    if args.ceiling:
+        scenes = SyntheticDataset(args.n, seed=args.seed, split="test")
+        print(json.dumps(oracle_ceiling(model, scenes), indent=2))
+        return 0
     explainer = create_explainer("lmaczs", model, decoder=args.decoder)
     scenes = SyntheticDataset(args.n, seed=args.seed, split="test")
     metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size)
