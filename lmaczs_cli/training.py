@@ -440,9 +440,10 @@ def _train(
         raise UsageError(f"--mask-domain {cfg.mask_domain!r}: expected one of {', '.join(DOMAINS)}")
     if cfg.steps < 1:
         raise UsageError("--steps must be at least 1")
-    weights = LossWeights(**cfg.weights)
-    if weights.out_pairs not in ("own", "matching"):
-        raise UsageError(f"--out-pairs {weights.out_pairs!r}: expected own or matching")
+    try:
+        weights = LossWeights(**cfg.weights)
+    except ValueError as err:  # a choice option outside its set, named as the option
+        raise UsageError(f"--{str(err).replace('_', '-')}") from None
     info = setup_distributed(cfg.device)
     out = Path(cfg.out)
     if info.main:

@@ -14,6 +14,7 @@ from lmaczs_cli.models.base import Encoded
 from lmaczs_cli.objective import (
     LossWeights,
     finalize_stats,
+    kept_share,
     lmaczs_objective,
     masked_similarity,
     pair_stats,
@@ -56,7 +57,8 @@ def test_loss_matches_hand_computation() -> None:
         [[0.5, 0.5], [0.0, 1.0]],  # M_21 halves X_2 -> s~_21 = 1;   M_22 keeps nothing -> s~_22 = 0
     ])[:, :, :, None].repeat(1, 1, 1, 2)
     own = torch.tensor([0, 0])  # both clips' captions are prompt 1
-    w = LossWeights(l1=0.1, tv=0.2, out=0.3, div=0.5, out_pairs="own")  # the spec's L_out
+    # the spec's terms: L1 on the mask mean, L_out on own pairs, L_div against s itself
+    w = LossWeights(l1=0.1, tv=0.2, out=0.3, div=0.5, out_pairs="own", l1_on="mask", div_target="s")
     res = lmaczs_objective(Stub(), x, text, own, lambda m, e, t: masks, w)
     l_sim = (0.6 - 1.0) ** 2 / 4  # only pair (1,1) differs
     mask_mean = (0.5 + 1 + 0.5 + 0.5) / 4
@@ -79,7 +81,7 @@ def test_loss_matches_hand_computation() -> None:
     torch.testing.assert_close(res.masked_sims, torch.tensor([[1.0, 0.8], [1.0, 0.0]]))
     # "matching" L_out: pairs with s above the batch mean (.6) plus own pairs, margin .6:
     # (1,1) complement [0,4] -> 0; (1,2) complement 0 -> 0; (2,1) complement [.5,0] -> 1 - .6
-    w_m = LossWeights(l1=0.0, tv=0.0, out=1.0, div=0.0, out_pairs="matching")
+    w_m = LossWeights(l1=0.0, tv=0.0, out=1.0, div=0.0, out_pairs="matching", l1_on="mask")
     res_m = lmaczs_objective(Stub(), x, text, own, lambda m, e, t: masks, w_m)
     assert res_m.parts["out"] == pytest.approx(0.4 / 3, abs=1e-6)
     stats = finalize_stats(pair_stats(res, text))
@@ -88,6 +90,54 @@ def test_loss_matches_hand_computation() -> None:
     # Fid-In: clip 1's top prompt is 2 (s=.8); on M_12 X_1 = X_1 it still wins. Clip 2: top 1,
     # M_21 X_2 = [.5, 0] -> prompt 1 still wins.
     assert stats["fid_in"] == 1.0
+
+
+def test_energy_and_power_l1_and_centred_diversity_by_hand() -> None:
+    # the hand case above: X_1 = [3, 4], X_2 = [1, 0] per frame; s = [[.6, .8], [1, 0]]
+    x = torch.tensor([[3.0, 4.0], [1.0, 0.0]])[:, :, None].repeat(1, 1, 2)
+    text = torch.eye(2)
+    masks = torch.tensor([
+        [[1.0, 0.0], [1.0, 1.0]],
+        [[0.5, 0.5], [0.0, 1.0]],
+    ])[:, :, :, None].repeat(1, 1, 1, 2)
+    own = torch.tensor([0, 0])
+    fn = lambda m, e, t: masks  # noqa: E731
+    l_sim = (0.6 - 1.0) ** 2 / 4
+    # energy: M_11 keeps 3 of 7, M_12 all, M_21 half, M_22 the bin with no energy
+    energy = (3 / 7 + 1 + 0.5 + 0) / 4
+    power = (9 / 25 + 1 + 0.5 + 0) / 4  # same with squared magnitudes
+    for on, kept in (("energy", energy), ("power", power)):
+        res = lmaczs_objective(Stub(), x, text, own, fn, LossWeights(l1=0.1, out=0.0, div=0.0, l1_on=on))
+        assert res.parts["kept"] == pytest.approx(kept)
+        assert res.parts["l1"] == pytest.approx(2.5 / 4)  # still logged: the plain mask mean
+        assert float(res.total) == pytest.approx(l_sim + 0.1 * kept, abs=1e-6)
+    # centred diversity target: s minus each clip's mean over the prompts -> [-.1, .1, .5, -.5]
+    mm, c = [0.5, 1.0, 0.5, 0.5], [-0.1, 0.1, 0.5, -0.5]
+    mx, my = sum(mm) / 4, sum(c) / 4
+    cov = sum((a - mx) * (b - my) for a, b in zip(mm, c, strict=True))
+    r = cov / math.sqrt(sum((a - mx) ** 2 for a in mm) * sum((b - my) ** 2 for b in c))
+    assert r == pytest.approx(0.160128, abs=1e-6)
+    w = LossWeights(l1=0.0, out=0.0, div=1.0, div_target="centred")
+    res = lmaczs_objective(Stub(), x, text, own, fn, w)
+    assert res.parts["div"] == pytest.approx(1 - r, abs=1e-6)
+    with pytest.raises(ValueError, match="l1_on 'loud'"):
+        LossWeights(l1_on="loud")
+
+
+def test_kept_share_is_a_weighted_mask_mean() -> None:
+    g = torch.Generator().manual_seed(0)
+    mag = torch.rand(2, 5, 7, generator=g)
+    for power in (False, True):
+        ones = torch.ones(2, 3, 5, 7)
+        torch.testing.assert_close(kept_share(mag, ones, power), torch.ones(2, 3))
+        torch.testing.assert_close(kept_share(mag, 0 * ones, power), torch.zeros(2, 3))
+    # a loud bin costs more under power than under energy weighting
+    loud = torch.ones(1, 4, 4)
+    loud[0, 0, 0] = 10.0
+    keep_loud = torch.zeros(1, 1, 4, 4)
+    keep_loud[0, 0, 0, 0] = 1.0
+    assert float(kept_share(loud, keep_loud, False)) == pytest.approx(10 / 25)
+    assert float(kept_share(loud, keep_loud, True)) == pytest.approx(100 / 115)
 
 
 def test_only_the_decoder_learns_and_the_model_stays_frozen() -> None:

@@ -130,6 +130,9 @@ def test_cli_train_on_synthetic_scenes(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "already holds a run" in r.output
     r = CliRunner().invoke(app, [*args[:-3], "--out", str(tmp_path / "y"), "--mask-domain", "bark"])
     assert r.exit_code == 2 and "--mask-domain 'bark'" in r.output
+    r = CliRunner().invoke(app, [*args[:-3], "--out", str(tmp_path / "z"), "--l1-on", "loudness"])
+    assert r.exit_code == 2 and "--l1-on 'loudness'" in r.output and "mask, energy, power" in r.output
+    assert not (tmp_path / "z").exists()
     r = CliRunner().invoke(app, ["train", "--clap", "fake", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "no training data" in r.output
 

@@ -109,7 +109,9 @@ def train(
         bool,
         typer.Option("--energy-gate/--no-energy-gate", help="stft masks: per-bin gate on the clip's energy."),
     ] = True,
-    lambda_l1: Annotated[float, typer.Option("--lambda-l1", min=0.0, help="Weight of mean(M).")] = 0.05,
+    lambda_l1: Annotated[
+        float, typer.Option("--lambda-l1", min=0.0, help="Weight of L1 (what it averages: --l1-on).")
+    ] = 0.035,
     lambda_tv: Annotated[
         float, typer.Option("--lambda-tv", min=0.0, help="Weight of total variation of M.")
     ] = 0.0,
@@ -125,7 +127,21 @@ def train(
     ] = "matching",
     lambda_div: Annotated[
         float, typer.Option("--lambda-div", min=0.0, help="Weight of 1 - corr(mask mean, similarity).")
-    ] = 0.05,
+    ] = 0.15,
+    l1_on: Annotated[
+        str,
+        typer.Option(
+            "--l1-on",
+            help="L1 averages the mask over 'power' (loud bins cost most), 'energy' or 'mask' (plain).",
+        ),
+    ] = "power",
+    div_target: Annotated[
+        str,
+        typer.Option(
+            "--div-target",
+            help="L_div ties mask mean to 'centred' s (minus the clip's mean over prompts) or 's'.",
+        ),
+    ] = "centred",
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from latest.pt.")
     ] = False,
@@ -171,6 +187,7 @@ def train(
         weights={
             "l1": lambda_l1, "tv": lambda_tv, "out": lambda_out,
             "div": lambda_div, "out_pairs": out_pairs,
+            "div_target": div_target, "l1_on": l1_on,
         },
         resume=resume, quiet=quiet,
     )
