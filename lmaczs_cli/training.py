@@ -442,8 +442,9 @@ def _train(
         raise UsageError("--steps must be at least 1")
     try:
         weights = LossWeights(**cfg.weights)
-    except ValueError as err:  # a choice option outside its set, named as the option
-        raise UsageError(f"--{str(err).replace('_', '-')}") from None
+    except ValueError as err:  # "field 'value': expected ..." -> named as the CLI option
+        field_name, _, rest = str(err).partition(" ")
+        raise UsageError(f"--{field_name.replace('_', '-')} {rest}") from None
     info = setup_distributed(cfg.device)
     out = Path(cfg.out)
     if info.main:
