@@ -122,8 +122,6 @@ def _out_pairs(
     rows = torch.arange(b, device=sims.device)
     if mode == "own":
         return rows, own, 0.0
-    if mode != "matching":
-        raise ValueError(f"out_pairs must be one of {OUT_PAIRS}, not {mode!r}")
     n = global_sum(torch.tensor(float(sims.numel()), device=sims.device))
     tau = global_sum(sims.sum()) / n
     sel = sims > tau
@@ -213,13 +211,11 @@ def lmaczs_objective(
     mask_means = masks.float().mean((-2, -1))  # [B, P]
     mean_mask = global_sum(mask_means.sum()) / n_pairs
     parts = {"sim": l_sim, "l1": mean_mask}
-    if weights.l1_on == "mask":
-        total = l_sim + weights.l1 * mean_mask
-    else:
+    l1_term = mean_mask
+    if weights.l1_on != "mask":
         kept = kept_share(magnitude, masks, power=weights.l1_on == "power")
-        l1_kept = global_sum(kept.sum()) / n_pairs
-        total = l_sim + weights.l1 * l1_kept
-        parts["kept"] = l1_kept
+        l1_term = parts["kept"] = global_sum(kept.sum()) / n_pairs
+    total = l_sim + weights.l1 * l1_term
     if weights.tv > 0:
         tv_sum, n_masks = total_variation_sums(masks)
         tv = global_sum(tv_sum) / global_sum(torch.tensor(float(n_masks), device=sims.device))
