@@ -6,7 +6,9 @@ on every clip, present and absent events alike:
 - ``mae``: mean |s - s~| over all (clip, prompt) pairs, s~ = t . f(M * X);
 - ``corr``: Pearson r between mask mean and s over all pairs;
 - ``pointing``: energy pointing game for present events: the bin where M * X
-  peaks lies in the event's ground-truth mask (events whose mask is empty skipped);
+  peaks lies in the event's ground-truth mask (events whose mask is empty skipped), also
+  split by scenes with one event and with several (``pointing_single_event`` /
+  ``pointing_multi_event``: where other events interfere with the prompted one);
 - ``auc``: ROC AUC of the mask mean separating present from absent prompts
   (``auc_sim``: the same for s itself, the model's own ceiling).
 
@@ -74,6 +76,7 @@ def groundtruth_metrics(
     n_prompts = len(prompts)
     sims, masked, means, present = [], [], [], []
     hits = tries = empty = 0
+    by_count = {"single": [0, 0], "multi": [0, 0]}  # [hits, tries] by the scene's number of events
     grad = torch.enable_grad() if explainer.needs_grad else torch.no_grad()
     for start in range(0, len(scenes), batch_size):
         batch = [scenes.scene(i) for i in range(start, min(start + batch_size, len(scenes)))]
@@ -102,7 +105,11 @@ def groundtruth_metrics(
                     continue
                 tries += 1
                 g = torch.from_numpy(gt).to(m.device)[None]
-                hits += bool(energy_pointing_game(m[i : i + 1], mag[i : i + 1], g)[0])
+                hit = bool(energy_pointing_game(m[i : i + 1], mag[i : i + 1], g)[0])
+                hits += hit
+                tally = by_count["single" if len(sc.masks) == 1 else "multi"]
+                tally[0] += hit
+                tally[1] += 1
         sims.append(s.cpu())
         masked.append(st)
         means.append(mm)
@@ -116,6 +123,8 @@ def groundtruth_metrics(
         "mae": float((s_all - st_all).abs().mean()),
         "corr": corr,
         "pointing": hits / max(tries, 1),
+        "pointing_single_event": by_count["single"][0] / max(by_count["single"][1], 1),
+        "pointing_multi_event": by_count["multi"][0] / max(by_count["multi"][1], 1),
         "auc": auc(mm_all[pres], mm_all[~pres]),
         "auc_sim": auc(s_all[pres], s_all[~pres]),
         "mask_mean_present": float(mm_all[pres].mean()),
@@ -123,6 +132,7 @@ def groundtruth_metrics(
         "pairs": int(s_all.numel()),
         "clips": int(s_all.shape[0]),
         "pointing_events": tries,
+        "pointing_events_multi": by_count["multi"][1],
         "events_without_mask": empty,
     }
 
@@ -132,6 +142,8 @@ def groundtruth_metrics(
 ORACLE_LEVELS = (1.0, 0.01, 0.001)
 ORACLE_OTHERS = (0.0, 0.03, 0.1, 0.3, 0.5)
 ORACLE_TIME_SHARES = (1.0, 0.5, 0.25, 0.1)
+#: the family's first masks keep all of the event's frames at level 1 (shares and levels start at 1)
+WHOLE_EVENT = slice(0, len(ORACLE_OTHERS) * 2)
 
 
 def oracle_masks(gt: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -167,8 +179,12 @@ def oracle_ceiling(
     For every present event, among the :func:`oracle_masks` whose ``M * X`` peaks inside the
     event's mask, the smallest |s - s~|: ``pointing_at_<tol>`` is the share of events where it
     is at most ``tol`` (an upper estimate of the pointing game a faithful explainer can reach
-    with such masks). Also the all-zero input's similarity to each absent prompt versus s:
-    how far an empty mask is from faithful where the event is absent.
+    with such masks). ``whole_event_pointing_at_<tol>`` allows only the masks that keep all of
+    the event at full level (:data:`WHOLE_EVENT`: other events and background at any of the
+    family's levels), i.e. explanations that show the whole event; ``multi_event`` repeats
+    both for events of scenes with more than one event. Also the all-zero input's similarity
+    to each absent prompt versus s: how far an empty mask is from faithful where the event is
+    absent.
     """
     from lmaczs_cli.data import synthetic as world
 
@@ -179,7 +195,7 @@ def oracle_ceiling(
     with torch.no_grad():
         silent = model.encode(torch.zeros(1, model.n_freqs, model.n_frames, device=dev)).embedding.float()
     s_empty = (silent @ text.T)[0]
-    best, empty_err, per_event = [], [], 0
+    best, whole, multi, empty_err, per_event = [], [], [], [], 0
     for i in range(len(scenes)):
         sc = scenes.scene(i)
         with torch.no_grad():
@@ -200,10 +216,22 @@ def oracle_ceiling(
             with torch.no_grad():
                 st = model.encode(masks * mag).embedding.float() @ text[j]
             hit = energy_pointing_game(masks, mag.expand_as(masks), gt[None].expand_as(masks))
-            err = (st - s[j]).abs()
-            best.append(float(err[hit].min()) if bool(hit.any()) else float("inf"))
-    b = np.asarray(best)
-    out = {f"pointing_at_{t:g}": float((b <= t).mean()) for t in tolerances}
+            err = torch.where(hit, (st - s[j]).abs(), torch.full_like(st, float("inf")))
+            best.append(float(err.min()))
+            whole.append(float(err[WHOLE_EVENT].min()))
+            multi.append(len(sc.masks or {}) > 1)
+    b, w, mu = np.asarray(best), np.asarray(whole), np.asarray(multi, dtype=bool)
+
+    def share(x: np.ndarray, t: float) -> float:
+        return float((x <= t).mean()) if len(x) else float("nan")
+
+    out: dict[str, Any] = {f"pointing_at_{t:g}": share(b, t) for t in tolerances}
+    out.update({f"whole_event_pointing_at_{t:g}": share(w, t) for t in tolerances})
+    out["multi_event"] = {
+        "events": int(mu.sum()),
+        **{f"pointing_at_{t:g}": share(b[mu], t) for t in tolerances},
+        **{f"whole_event_pointing_at_{t:g}": share(w[mu], t) for t in tolerances},
+    }
     out.update({
         "events": len(best),
         "oracle_masks_per_event": per_event,
@@ -214,17 +242,20 @@ def oracle_ceiling(
 
 
 def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
-    """Copy ``run_dir/best.pt`` to ``dest/decoder.pt`` and write ``dest/decoder_card.json``."""
+    """Copy ``run_dir/best.pt`` to ``dest/decoder.pt`` and write ``dest/decoder_card.json``
+    (``decoder_mel.pt`` and ``decoder_mel_card.json`` for a mel-domain run)."""
+    from lmaczs_cli.explainers.lmaczs import bundled_decoder_name
     from lmaczs_cli.outputs import write_text_atomic
 
     cfg = json.loads((run_dir / "config.json").read_text())
     log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
     vals = [r for r in log if r["event"] == "val"]
     best = min(vals, key=lambda r: r["val_loss"]) if vals else {}
+    name = bundled_decoder_name(cfg["mask_domain"])
     dest.mkdir(parents=True, exist_ok=True)
     from lmaczs_cli.outputs import atomic_path
 
-    with atomic_path(dest / "decoder.pt") as tmp:
+    with atomic_path(dest / name) as tmp:
         shutil.copyfile(run_dir / "best.pt", tmp)
     card = {
         "command": "lmaczs " + " ".join(cfg.get("argv", [])[1:]),
@@ -241,13 +272,14 @@ def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
         "torch_version": cfg["torch_version"],
         **extra,
     }
-    write_text_atomic(dest / "decoder_card.json", json.dumps(card, indent=2) + "\n")
+    write_text_atomic(dest / name.replace(".pt", "_card.json"), json.dumps(card, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lmaczs_cli.groundtruth", description=__doc__.split("\n")[0])
     ap.add_argument("--decoder", type=Path, help="decoder checkpoint (default: the bundled one)")
     ap.add_argument("--clap", default="small")
+    ap.add_argument("--mask-domain", choices=("stft", "mel"), help="bundled decoder's domain (default stft)")
     ap.add_argument("--n", type=int, default=300, help="held-out scenes")
     ap.add_argument("--seed", type=int, default=EVAL_SEED, help="world seed of the held-out scenes")
     ap.add_argument("--batch-size", type=int, default=8)
@@ -264,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ceiling:
         print(json.dumps(oracle_ceiling(model, scenes), indent=2))
         return 0
-    explainer = create_explainer("lmaczs", model, decoder=args.decoder)
+    explainer = create_explainer("lmaczs", model, decoder=args.decoder, mask_domain=args.mask_domain)
     metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size)
     metrics["heldout"] = {"n": args.n, "world_seed": args.seed, "split": "test"}
     print(json.dumps(metrics, indent=2))

@@ -121,6 +121,10 @@ def test_registry(model: FakeModel, tmp_path) -> None:
         create_explainer("nope", model)
     with pytest.raises(UsageError, match="no decoder is bundled"):
         create_explainer("lmaczs", model)
+    with pytest.raises(UsageError, match="no mel-domain decoder is bundled for --clap fake"):
+        create_explainer("lmaczs", model, mask_domain="mel")
+    with pytest.raises(UsageError, match="--mask-domain 'fft': expected one of stft, mel"):
+        create_explainer("lmaczs", model, mask_domain="fft")
     path = tmp_path / "d.pt"
     save_checkpoint(path, decoder_payload(MaskDecoder.for_model(model, "mel", width=16), model.spec_id()))
     ex = create_explainer("lmaczs", model, decoder=path, mask_domain="mel")
@@ -130,15 +134,43 @@ def test_registry(model: FakeModel, tmp_path) -> None:
         create_explainer("lmaczs", model, decoder=path, mask_domain="stft")
 
 
-def test_bundled_small_decoder_loads() -> None:
+def test_export_names_the_decoder_by_its_domain(tmp_path) -> None:
+    import json
+
+    from lmaczs_cli.groundtruth import export_decoder
+
+    for domain, name in (("stft", "decoder"), ("mel", "decoder_mel")):
+        run = tmp_path / domain
+        run.mkdir()
+        (run / "best.pt").write_bytes(domain.encode())
+        cfg = {"argv": ["lmaczs", "train", "--mask-domain", domain], "seed": 0, "model_spec": {},
+               "mask_domain": domain, "decoder_config": {}, "weights": {}, "lmaczs_version": "x",
+               "torch_version": "y"}
+        (run / "config.json").write_text(json.dumps(cfg))
+        (run / "log.jsonl").write_text(json.dumps({"event": "val", "step": 3, "val_loss": 0.1,
+                                                   "mae": 0.02, "time": 5.0}) + "\n")
+        export_decoder(run, tmp_path / "assets", {"groundtruth": {"pointing": 0.5}})
+        assert (tmp_path / "assets" / f"{name}.pt").read_bytes() == domain.encode()
+        card = json.loads((tmp_path / "assets" / f"{name}_card.json").read_text())
+        assert card["mask_domain"] == domain and card["command"] == f"lmaczs train --mask-domain {domain}"
+        assert card["val_metrics"] == {"mae": 0.02} and card["groundtruth"] == {"pointing": 0.5}
+    assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == [
+        "decoder.pt", "decoder_card.json", "decoder_mel.pt", "decoder_mel_card.json"
+    ]
+
+
+@pytest.mark.parametrize("domain", ["stft", "mel"])
+def test_bundled_small_decoder_loads(domain: str) -> None:
     from lmaczs_cli.explainers.lmaczs import default_decoder_path
 
     small = pytest.importorskip("lmaczs_cli.models.small")
     model = small.load_small().eval()
-    if not default_decoder_path(model).is_file():
-        pytest.skip("no bundled decoder for the small model")
-    ex = create_explainer("lmaczs", model)
-    assert ex.domain == "stft"
+    if not default_decoder_path(model, domain).is_file():
+        pytest.skip(f"no bundled {domain} decoder for the small model")
+    ex = create_explainer("lmaczs", model, mask_domain=domain)
+    assert ex.domain == domain
+    if domain == "stft":
+        assert create_explainer("lmaczs", model).domain == "stft"  # the default
     mag = torch.rand(2, model.n_freqs, model.n_frames)
     text = torch.nn.functional.normalize(torch.randn(2, ex.decoder.config.text_dim), dim=-1)
     with torch.no_grad():

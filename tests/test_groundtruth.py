@@ -41,6 +41,17 @@ def test_oracle_family_is_built_from_the_ground_truth() -> None:
     assert last_share[1:3].sum(0).nonzero()[:, 0].tolist() == [2]
 
 
+def test_whole_event_masks_keep_the_event_at_full_level() -> None:
+    from lmaczs_cli.groundtruth import WHOLE_EVENT
+
+    gt, union = _event_grid()
+    masks = oracle_masks(gt, union)
+    whole = masks[WHOLE_EVENT]
+    assert len(whole) == len(ORACLE_OTHERS) * 2
+    assert bool((whole[:, gt] == 1).all())  # every bin of the event, at level 1
+    assert not bool((masks[WHOLE_EVENT.stop :][:, gt] == 1).all(1).any())  # none of the rest does
+
+
 def test_masks_without_other_events_point_at_the_event() -> None:
     gt, union = _event_grid()
     mag = torch.rand(6, 10) + 0.1
@@ -62,6 +73,12 @@ def test_ceiling_on_a_few_scenes() -> None:
     assert out["events"] >= 2
     assert out["pointing_at_0"] <= out["pointing_at_0.05"] <= out["pointing_at_10"]
     assert out["pointing_at_10"] == 1.0  # the plain ground-truth mask always points right
+    # keeping the whole event is a subset of the family: never above the full ceiling
+    for t in ("0", "0.05", "10"):
+        assert out[f"whole_event_pointing_at_{t}"] <= out[f"pointing_at_{t}"]
+    assert out["whole_event_pointing_at_10"] == 1.0  # the ground-truth mask itself is a whole-event mask
+    multi = out["multi_event"]
+    assert 0 <= multi["events"] <= out["events"]
     lo, hi = out["empty_mask_sim_range"]
     assert -1 <= lo <= hi <= 1 and out["empty_mask_abs_err_absent"] >= 0
 

@@ -216,3 +216,33 @@ def test_groundtruth_metrics_plumbing() -> None:
     assert m["mae"] == pytest.approx(0.0, abs=1e-6)  # all-ones masks keep every similarity
     assert m["auc"] == 0.5  # and cannot tell present from absent prompts
     assert 0.0 <= m["pointing"] <= 1.0 and m["pointing_events"] >= 3
+
+
+@pytest.mark.slow
+def test_groundtruth_pointing_split_by_scene_size() -> None:
+    small = pytest.importorskip("lmaczs_cli.models.small")
+    from lmaczs_cli.data.synthetic import SyntheticDataset
+    from lmaczs_cli.groundtruth import groundtruth_metrics
+    from lmaczs_cli.metrics import energy_pointing_game
+
+    model = small.load_small(ckpt="random").eval()
+    scenes = SyntheticDataset(8, seed=5, split="test")
+    m = groundtruth_metrics(model, KeepAll(), scenes, batch_size=4)
+    # all-ones masks point where the clip is loudest: tally that by hand for every event
+    tally = {1: [0, 0], 2: [0, 0]}
+    for i in range(len(scenes)):
+        sc = scenes.scene(i)
+        mag = model.spectrogram(torch.from_numpy(sc.wave)[None])[0]
+        for gt in sc.masks.values():
+            g = torch.from_numpy(gt)[None]
+            t = tally[min(len(sc.masks), 2)]
+            t[0] += bool(energy_pointing_game(torch.ones_like(mag), mag, g)[0])
+            t[1] += 1
+    assert tally[1][1] > 0 and tally[2][1] > 0  # both kinds of scene are in the sample
+    assert m["pointing_events_multi"] == tally[2][1]
+    assert m["pointing_single_event"] == pytest.approx(tally[1][0] / tally[1][1])
+    assert m["pointing_multi_event"] == pytest.approx(tally[2][0] / tally[2][1])
+    n1, n2 = tally[1][1], tally[2][1]
+    assert m["pointing"] == pytest.approx(
+        (m["pointing_single_event"] * n1 + m["pointing_multi_event"] * n2) / (n1 + n2)
+    )

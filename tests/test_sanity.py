@@ -71,3 +71,14 @@ def test_sanity_check_command(tmp_path: Path) -> None:
     with (out / "prompt_sensitivity.csv").open() as f:
         sens = list(csv.DictReader(f))
     assert len(sens) == 2 * 4 * (1 + 3)
+
+
+def test_sanity_check_passes_the_mask_domain_to_lmaczs(tmp_path: Path) -> None:
+    root = make_esc50(tmp_path / "ESC-50")
+    args = ["sanity-check", "--dataset", "esc50", "--data-root", str(root), "--method", "lmaczs",
+            "--max-samples", "2", "--clap", "fake", "--device", "cpu", "--out", str(tmp_path / "s")]
+    r = runner.invoke(app, [*args, "--mask-domain", "mel"])
+    assert r.exit_code == 2 and "no mel-domain decoder is bundled for --clap fake" in r.output
+    r = runner.invoke(app, [*args, "--mask-domain", "fft"])
+    assert r.exit_code == 2 and "--mask-domain 'fft': expected one of stft, mel" in r.output
+    assert not (tmp_path / "s").exists()  # refused before anything is written

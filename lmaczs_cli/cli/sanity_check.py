@@ -61,6 +61,9 @@ def sanity_check(
     clap_ckpt: c.ClapCkptOpt = None,
     tokenizer_dir: c.TokenizerDirOpt = None,
     decoder: c.DecoderOpt = None,
+    mask_domain: Annotated[
+        str | None, typer.Option("--mask-domain", help="LMAC-ZS decoder domain: stft or mel.")
+    ] = None,
     device: c.DeviceOpt = "auto",
     batch_size: c.BatchSizeOpt = 8,
     seed: c.SeedOpt = 0,
@@ -78,7 +81,7 @@ def sanity_check(
         dataset=dataset, data_root=data_root, out=out, methods=list(dict.fromkeys(method or ["lmaczs"])),
         mode=mode, granularity=granularity, max_samples=max_samples, wrong_prompts=wrong_prompts,
         folds=parse_folds(folds), prompt_template=prompt_template,
-        method_options=method_options(decoder, None, ig_steps, smoothgrad_samples, 0.15),
+        method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, 0.15),
         clap=clap, clap_ckpt=clap_ckpt, tokenizer_dir=tokenizer_dir, device=device,
         batch_size=batch_size, seed=seed, quiet=quiet, json_out=json_out,
     ))

@@ -9,7 +9,7 @@ from torch import nn
 
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.base import Explainer
-from lmaczs_cli.explainers.decoder import MaskDecoder
+from lmaczs_cli.explainers.decoder import DOMAINS, MaskDecoder
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -75,9 +75,14 @@ class LMACZS(Explainer):
         return self.net(hidden, text_rows, sim, clip_index, magnitude.detach())
 
 
-def default_decoder_path(model: ZeroShotModel) -> Path:
-    """Where the decoder bundled for ``model`` lives (it may not exist)."""
-    return ASSETS / model.name / "decoder.pt"
+def bundled_decoder_name(domain: str | None = None) -> str:
+    """File name of a bundled decoder: ``decoder.pt`` (stft, the default) or ``decoder_mel.pt``."""
+    return "decoder.pt" if domain in (None, "stft") else f"decoder_{domain}.pt"
+
+
+def default_decoder_path(model: ZeroShotModel, domain: str | None = None) -> Path:
+    """Where the decoder bundled for ``model`` (and mask ``domain``) lives (it may not exist)."""
+    return ASSETS / model.name / bundled_decoder_name(domain)
 
 
 def build_lmaczs(
@@ -89,10 +94,13 @@ def build_lmaczs(
     """
     from lmaczs_cli.checkpoints import load_decoder
 
-    path = Path(decoder) if decoder is not None else default_decoder_path(model)
+    if mask_domain is not None and mask_domain not in DOMAINS:
+        raise UsageError(f"--mask-domain {mask_domain!r}: expected one of {', '.join(DOMAINS)}")
+    path = Path(decoder) if decoder is not None else default_decoder_path(model, mask_domain)
     if decoder is None and not path.is_file():
+        what = f"{mask_domain}-domain decoder" if mask_domain else "decoder"
         raise UsageError(
-            f"no decoder is bundled for --clap {model.name}; train one with 'lmaczs train' "
+            f"no {what} is bundled for --clap {model.name}; train one with 'lmaczs train' "
             "and pass it with --decoder PATH"
         )
     dec = load_decoder(path, model, domain=mask_domain)
