@@ -8,7 +8,9 @@ on every clip, present and absent events alike:
 - ``pointing``: energy pointing game for present events: the bin where M * X
   peaks lies in the event's ground-truth mask (events whose mask is empty skipped), also
   split by scenes with one event and with several (``pointing_single_event`` /
-  ``pointing_multi_event``: where other events interfere with the prompted one);
+  ``pointing_multi_event``: where other events interfere with the prompted one), and
+  ``pointing_within_<tol>``: the share of events that point right *and* whose pair keeps
+  |s - s~| <= tol (what ``--ceiling``'s ``pointing_at_<tol>`` bounds);
 - ``auc``: ROC AUC of the mask mean separating present from absent prompts
   (``auc_sim``: the same for s itself, the model's own ceiling).
 
@@ -41,6 +43,8 @@ from lmaczs_cli.objective import pearson_from_sums, pearson_sums
 
 #: world seed of held-out scenes (different from any training world, split "test")
 EVAL_SEED = 1_000_003
+#: |s - s~| tolerances of ``pointing_within_<tol>`` (the ceiling's ``pointing_at_<tol>``)
+JOINT_TOLERANCES = (0.05, 0.1)
 
 
 def _check_grid(model: ZeroShotModel) -> None:
@@ -77,6 +81,7 @@ def groundtruth_metrics(
     sims, masked, means, present = [], [], [], []
     hits = tries = empty = 0
     by_count = {"single": [0, 0], "multi": [0, 0]}  # [hits, tries] by the scene's number of events
+    within = dict.fromkeys(JOINT_TOLERANCES, 0)  # hits whose own |s - s~| is within the tolerance
     grad = torch.enable_grad() if explainer.needs_grad else torch.no_grad()
     for start in range(0, len(scenes), batch_size):
         batch = [scenes.scene(i) for i in range(start, min(start + batch_size, len(scenes)))]
@@ -107,6 +112,9 @@ def groundtruth_metrics(
                 g = torch.from_numpy(gt).to(m.device)[None]
                 hit = bool(energy_pointing_game(m[i : i + 1], mag[i : i + 1], g)[0])
                 hits += hit
+                err = abs(float(s[i, j]) - float(st[i, j]))
+                for tol in JOINT_TOLERANCES:
+                    within[tol] += hit and err <= tol
                 tally = by_count["single" if len(sc.masks) == 1 else "multi"]
                 tally[0] += hit
                 tally[1] += 1
@@ -125,6 +133,7 @@ def groundtruth_metrics(
         "pointing": hits / max(tries, 1),
         "pointing_single_event": by_count["single"][0] / max(by_count["single"][1], 1),
         "pointing_multi_event": by_count["multi"][0] / max(by_count["multi"][1], 1),
+        **{f"pointing_within_{t:g}": within[t] / max(tries, 1) for t in JOINT_TOLERANCES},
         "auc": auc(mm_all[pres], mm_all[~pres]),
         "auc_sim": auc(s_all[pres], s_all[~pres]),
         "mask_mean_present": float(mm_all[pres].mean()),
