@@ -128,7 +128,8 @@ def run_explain(opts: ExplainOptions) -> int:
     write_csv_atomic(csv_path, rows, RESULT_COLUMNS)
     if not opts.quiet:
         n_ok = sum(1 for r in rows if r.get("status") == "ok")
-        err(f"lmaczs: {n_ok} explanations in {time.perf_counter() - t0:.1f} s -> {csv_path}")
+        noun = "explanation" if n_ok == 1 else "explanations"
+        err(f"lmaczs: {n_ok} {noun} in {time.perf_counter() - t0:.1f} s -> {csv_path}")
     if failed:
         err(f"lmaczs: {failed} of {len(paths)} inputs failed")
     return failed

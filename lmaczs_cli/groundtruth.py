@@ -37,6 +37,7 @@ import torch
 
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.decoder import DOMAINS
 from lmaczs_cli.metrics import auc, energy_pointing_game
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.objective import pearson_from_sums, pearson_sums
@@ -79,7 +80,7 @@ def groundtruth_metrics(
     text = model.embed_text(prompts)  # [P, D]
     n_prompts = len(prompts)
     sims, masked, means, present = [], [], [], []
-    hits = tries = empty = 0
+    empty = 0
     by_count = {"single": [0, 0], "multi": [0, 0]}  # [hits, tries] by the scene's number of events
     within = dict.fromkeys(JOINT_TOLERANCES, 0)  # hits whose own |s - s~| is within the tolerance
     grad = torch.enable_grad() if explainer.needs_grad else torch.no_grad()
@@ -108,10 +109,8 @@ def groundtruth_metrics(
                 if not gt.any():
                     empty += 1
                     continue
-                tries += 1
                 g = torch.from_numpy(gt).to(m.device)[None]
                 hit = bool(energy_pointing_game(m[i : i + 1], mag[i : i + 1], g)[0])
-                hits += hit
                 err = abs(float(s[i, j]) - float(st[i, j]))
                 for tol in JOINT_TOLERANCES:
                     within[tol] += hit and err <= tol
@@ -126,6 +125,7 @@ def groundtruth_metrics(
             advance(b)
     s_all, st_all = torch.cat(sims).double(), torch.cat(masked).double()
     mm_all, pres = torch.cat(means).double(), torch.cat(present)
+    hits, tries = (sum(v) for v in zip(*by_count.values(), strict=True))
     corr = float(pearson_from_sums(pearson_sums(mm_all, s_all)))  # 0 if a variance vanishes
     return {
         "mae": float((s_all - st_all).abs().mean()),
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lmaczs_cli.groundtruth", description=__doc__.split("\n")[0])
     ap.add_argument("--decoder", type=Path, help="decoder checkpoint (default: the bundled one)")
     ap.add_argument("--clap", default="small")
-    ap.add_argument("--mask-domain", choices=("stft", "mel"), help="bundled decoder's domain (default stft)")
+    ap.add_argument("--mask-domain", choices=DOMAINS, help="bundled decoder's domain (default stft)")
     ap.add_argument("--n", type=int, default=300, help="held-out scenes")
     ap.add_argument("--seed", type=int, default=EVAL_SEED, help="world seed of the held-out scenes")
     ap.add_argument("--batch-size", type=int, default=8)
