@@ -44,7 +44,7 @@ from lmaczs_cli.objective import pearson_from_sums, pearson_sums
 
 #: world seed of held-out scenes (different from any training world, split "test")
 EVAL_SEED = 1_000_003
-#: |s - s~| tolerances of ``pointing_within_<tol>`` (the ceiling's ``pointing_at_<tol>``)
+#: |s - s~| tolerances of ``pointing_within_<tol>`` and of the ceiling's ``pointing_at_<tol>``
 JOINT_TOLERANCES = (0.05, 0.1)
 
 
@@ -181,7 +181,7 @@ def oracle_ceiling(
     scenes: Any,
     *,
     template: str | None = None,
-    tolerances: tuple[float, ...] = (0.05, 0.1),
+    tolerances: tuple[float, ...] = JOINT_TOLERANCES,
 ) -> dict[str, Any]:
     """How far faithfulness and pointing can be had together on ``scenes``, knowing the ground truth.
 
@@ -254,7 +254,7 @@ def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
     """Copy ``run_dir/best.pt`` to ``dest/decoder.pt`` and write ``dest/decoder_card.json``
     (``decoder_mel.pt`` and ``decoder_mel_card.json`` for a mel-domain run)."""
     from lmaczs_cli.explainers.lmaczs import bundled_decoder_name
-    from lmaczs_cli.outputs import write_text_atomic
+    from lmaczs_cli.outputs import atomic_path, write_text_atomic
 
     cfg = json.loads((run_dir / "config.json").read_text())
     log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
@@ -262,8 +262,6 @@ def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
     best = min(vals, key=lambda r: r["val_loss"]) if vals else {}
     name = bundled_decoder_name(cfg["mask_domain"])
     dest.mkdir(parents=True, exist_ok=True)
-    from lmaczs_cli.outputs import atomic_path
-
     with atomic_path(dest / name) as tmp:
         shutil.copyfile(run_dir / "best.pt", tmp)
     card = {
