@@ -34,4 +34,4 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 completions: $(STAMP)
-	$(BIN)/python -m lmaczs_cli.completions completions
+	$(BIN)/python -m lmaczs_cli.cli.completions completions

@@ -33,8 +33,10 @@ def bench(name: str, clips: int, work: Path) -> None:
     from typer.testing import CliRunner
 
     from lmaczs_cli.cli.app import app
-    from lmaczs_cli.evaluation import EvalOptions, run_evaluate
+    from lmaczs_cli.data.registry import DataSelection
+    from lmaczs_cli.jobs.evaluate import EvalConfig, run_evaluate
     from lmaczs_cli.models.registry import create_model
+    from lmaczs_cli.runtime import RunOptions
 
     data = work / "synth"
     if not data.exists():
@@ -53,10 +55,10 @@ def bench(name: str, clips: int, work: Path) -> None:
         warnings.simplefilter("ignore")
         model = create_model(clap, ckpt=ckpt, tokenizer_dir=tok)
         decoder = None if name == "small" else _decoder_for(model, work)
-        opts = EvalOptions(dataset="synth", data_root=data, out=work / f"eval-{name}", methods=["lmaczs"],
-                           clap=clap, clap_ckpt=ckpt, tokenizer_dir=tok, device="cpu", batch_size=4,
-                           quiet=True,
-                           method_options={"lmaczs": {"decoder": decoder}})
+        opts = EvalConfig(data=DataSelection("synth", data), out=work / f"eval-{name}", methods=["lmaczs"],
+                          run=RunOptions(clap=clap, clap_ckpt=ckpt, tokenizer_dir=tok, device="cpu",
+                                         batch_size=4),
+                          method_options={"lmaczs": {"decoder": decoder}})
         run_evaluate(opts)  # warm-up: model build, text tower, caches
         opts.out = work / f"eval-{name}-timed"
         t0 = time.perf_counter()

@@ -1,58 +1,28 @@
-"""The explain engine: clips of any length x prompts -> stitched masks, similarities, audio.
+"""The explain engine: clips of any length x prompts -> stitched masks and similarities.
 
-Shared by ``lmaczs explain`` and ``lmaczs baseline``: the method is whatever
+Used by the public API (:mod:`lmaczs_cli.api`) and through it by ``lmaczs
+explain`` / ``lmaczs baseline``: the method is whatever
 :class:`~lmaczs_cli.explainers.base.Explainer` is passed in. Windows of many
 clips are batched together; each window is encoded once, its hidden maps are
 reused for every prompt, and ``score=False`` skips the masked-similarity pass.
+
+A *clip record* is a dict with ``path`` (a name), ``wave`` (mono [N] at the
+model's rate), ``orig_sample_rate`` and ``orig_num_samples`` (the source's own
+rate and length, for the listenable output).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from lmaczs_cli.audio import load_audio, resample
-from lmaczs_cli.errors import AudioError
+from lmaczs_cli.audio import resample
+from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
+from lmaczs_cli.runtime import autocast
 from lmaczs_cli.windows import ClipWindow, split_clip, stitch_masks
-
-
-class ClipFiles(Dataset):
-    """Whole clips at the model rate (decoded and resampled in DataLoader workers)."""
-
-    def __init__(self, paths: Sequence[Path], sample_rate: int) -> None:
-        self.paths = list(paths)
-        self.sample_rate = sample_rate
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict:
-        p = self.paths[i]
-        try:
-            a = load_audio(p, self.sample_rate)
-        except AudioError as e:
-            return {"path": str(p), "error": str(e)}
-        return {
-            "path": str(p), "error": None, "wave": a.wave,
-            "orig_sample_rate": a.orig_sample_rate, "orig_num_samples": a.orig_num_samples,
-        }
-
-
-def _as_list(records: list[dict]) -> list[dict]:
-    return records
-
-
-def iter_clips(paths: Sequence[Path], sample_rate: int, clips_per_batch: int,
-               num_workers: int) -> Iterator[list[dict]]:
-    """Lists of decoded clip records (``error`` set for unusable files)."""
-    loader = DataLoader(ClipFiles(paths, sample_rate), batch_size=clips_per_batch,
-                        num_workers=num_workers, collate_fn=_as_list)
-    yield from loader
 
 
 @dataclass
@@ -79,19 +49,17 @@ class ClipResult:
 class ExplainEngine:
     """Compute masks for clips x prompts with one explainer, windows batched across clips."""
 
-    def __init__(self, model: ZeroShotModel, explainer, text: torch.Tensor, *,
-                 batch_size: int = 8, score: bool = True, autocast=None) -> None:
+    def __init__(self, model: ZeroShotModel, explainer: Explainer, text: torch.Tensor, *,
+                 batch_size: int = 8, score: bool = True, precision: str = "fp32") -> None:
         self.model = model
         self.explainer = explainer
         self.text = text  # [P_all, D]
         self.batch_size = batch_size
         self.score = score
-        self.autocast = autocast
+        self.precision = precision
 
     def _ctx(self):
-        import contextlib
-
-        return self.autocast() if self.autocast else contextlib.nullcontext()
+        return autocast(self.model.device, self.precision)
 
     @torch.no_grad()
     def _encode(self, waves: torch.Tensor) -> tuple[torch.Tensor, Encoded]:
@@ -100,61 +68,58 @@ class ExplainEngine:
             enc = self.model.encode(mag)
         return mag, enc
 
-    def run(self, records: list[dict], choose: callable) -> list[ClipResult]:
-        """Explain the good ``records``; ``choose(similarities [P_all]) -> prompt indices``."""
+    def run(self, records: list[dict], choose: Callable[[torch.Tensor], list[int]]) -> list[ClipResult]:
+        """Explain ``records``; ``choose(similarities [P_all]) -> prompt indices`` per clip."""
         model, dev = self.model, self.model.device
         clip_windows: list[list[ClipWindow]] = [split_clip(r["wave"].to(dev), model) for r in records]
-        flat = [(ci, w) for ci, wins in enumerate(clip_windows) for w in wins]
-        mags, embs, hiddens = [], [], []
-        for s in range(0, len(flat), self.batch_size):
-            chunk = torch.stack([w.wave for _, w in flat[s : s + self.batch_size]])
-            mag, enc = self._encode(chunk)
-            mags.append(mag)
-            embs.append(enc.embedding.float())
-            hiddens.append(enc.hidden)
-        mag_w = torch.cat(mags)
-        emb_w = torch.cat(embs)
-        hid_w = [torch.cat([h[i] for h in hiddens]) for i in range(len(hiddens[0]))]
+        flat = [w for wins in clip_windows for w in wins]
+        mag_w, emb_w, hid_w = self._encode_windows(flat)
         sims_w = emb_w @ self.text.float().T  # [W, P_all]
         results, pairs = [], []
         offset = 0
         for ci, rec in enumerate(records):
-            k = len(clip_windows[ci])
-            idx = list(range(offset, offset + k))
-            offset += k
+            idx = list(range(offset, offset + len(clip_windows[ci])))
+            offset += len(idx)
             clip_sims = sims_w[idx].mean(0)
             mag_c, ph_c = model.spectrogram(rec["wave"].to(dev)[None])
             results.append(ClipResult(rec, mag_c[0], ph_c[0], clip_sims.cpu()))
-            for p in choose(clip_sims):
-                pairs.append((ci, int(p), idx))
-        flat_pairs = [(ci, p, w) for ci, p, idx in pairs for w in idx]
+            pairs += [(ci, int(p), idx) for p in choose(clip_sims)]
+        flat_pairs = [(p, w) for _, p, idx in pairs for w in idx]
         masks_w, msims_w = self._pair_masks(flat_pairs, mag_w, emb_w, hid_w)
         pos = 0
         for ci, p, idx in pairs:
             m = masks_w[pos : pos + len(idx)]
             ms = msims_w[pos : pos + len(idx)] if msims_w is not None else None
             pos += len(idx)
-            rec = records[ci]
-            mask = stitch_masks(m, clip_windows[ci], int(rec["wave"].shape[-1]),
-                                model.stft_config.hop_length)
+            n = int(records[ci]["wave"].shape[-1])
+            mask = stitch_masks(m, clip_windows[ci], n, model.stft_config.hop_length)
             results[ci].pairs.append(PairResult(
                 p, mask.clamp(0, 1), float(sims_w[idx, p].mean()),
                 float(ms.mean()) if ms is not None else None,
             ))
         return results
 
+    def _encode_windows(self, flat: list[ClipWindow]) -> tuple[torch.Tensor, torch.Tensor, list]:
+        mags, embs, hiddens = [], [], []
+        for s in range(0, len(flat), self.batch_size):
+            mag, enc = self._encode(torch.stack([w.wave for w in flat[s : s + self.batch_size]]))
+            mags.append(mag)
+            embs.append(enc.embedding.float())
+            hiddens.append(enc.hidden)
+        hid = [torch.cat([h[i] for h in hiddens]) for i in range(len(hiddens[0]))]
+        return torch.cat(mags), torch.cat(embs), hid
+
     def _pair_masks(self, flat_pairs, mag_w, emb_w, hid_w):
         masks, msims = [], []
         for s in range(0, len(flat_pairs), self.batch_size):
             chunk = flat_pairs[s : s + self.batch_size]
-            wi = torch.tensor([w for _, _, w in chunk], device=mag_w.device)
-            pi = torch.tensor([p for _, p, _ in chunk], device=mag_w.device)
+            wi = torch.tensor([w for _, w in chunk], device=mag_w.device)
+            pi = torch.tensor([p for p, _ in chunk], device=mag_w.device)
             mag, text = mag_w[wi], self.text[pi]
             enc = Encoded(emb_w[wi], [h[wi] for h in hid_w])
-            needs_grad = bool(getattr(self.explainer, "needs_grad", False))
-            with torch.set_grad_enabled(needs_grad), self._ctx():
-                m = self.explainer.masks(self.model, mag, text, encoded=enc).float()
-            masks.append(m.detach())
+            with self._ctx():
+                m = self.explainer.masks(self.model, mag, text, encoded=enc)
+            masks.append(m)
             if self.score:
                 with torch.no_grad(), self._ctx():
                     e = self.model.encode(m * mag).embedding.float()

@@ -6,10 +6,8 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 import os
 import re
-import sys
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
@@ -114,15 +112,3 @@ def read_csv(path: Path | str) -> list[dict[str, str]]:
         return []
     with p.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def print_json_line(obj: Mapping[str, Any]) -> None:
-    """One JSON object per line on stdout (for scripts)."""
-    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
-    sys.stdout.flush()
-
-
-def _json_default(v: Any) -> Any:
-    if hasattr(v, "item"):
-        return v.item()
-    return str(v)

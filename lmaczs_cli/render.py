@@ -31,19 +31,24 @@ def render_map(
 
     ``magnitude`` and ``mask`` are [F, T] on the same linear-frequency grid.
     """
-    import matplotlib
+    fig = map_figure(magnitude, mask, sample_rate, hop_length, title)
+    with warnings.catch_warnings(), atomic_path(path, suffix=".part.png") as tmp:
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
+        fig.savefig(tmp, dpi=_DPI, format="png")
+    return Path(path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_length: int, title: str):
+    """The three-panel explanation map as a matplotlib ``Figure`` (1500 x 450 px; no pyplot state)."""
+    from matplotlib.figure import Figure
 
     f, t = magnitude.shape
     extent = (0.0, t * hop_length / sample_rate, 0.0, sample_rate / 2000.0)
     spec_db = _db(magnitude)
     masked_db = _db(magnitude * mask)
     vmin, vmax = spec_db.min(), spec_db.max()
-    fig, axes = plt.subplots(
-        1, 3, figsize=(MAP_SIZE[0] / _DPI, MAP_SIZE[1] / _DPI), dpi=_DPI, sharey=True
-    )
+    fig = Figure(figsize=(MAP_SIZE[0] / _DPI, MAP_SIZE[1] / _DPI), dpi=_DPI)
+    axes = fig.subplots(1, 3, sharey=True)
     panels = [
         ("input spectrogram (dB)", spec_db, "magma", vmin, vmax),
         ("mask", mask, "viridis", 0.0, 1.0),
@@ -60,10 +65,7 @@ def render_map(
     with warnings.catch_warnings():  # glyphs missing from the font (emoji in prompts) draw as boxes
         warnings.filterwarnings("ignore", message="Glyph .* missing")
         fig.tight_layout()
-        with atomic_path(path, suffix=".part.png") as tmp:
-            fig.savefig(tmp, dpi=_DPI, format="png")
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def render_scatter(path: Path | str, points: list[dict]) -> Path:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from lmaczs_cli import __version__
 from lmaczs_cli.cli.app import app
-from lmaczs_cli.completions import render_all
+from lmaczs_cli.cli.completions import render_all
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

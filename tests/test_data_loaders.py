@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lmaczs_cli.data import labels as L
+from lmaczs_cli.data import prompts as L
 from lmaczs_cli.data.audiocaps import load_audiocaps
 from lmaczs_cli.data.clotho import load_clotho
 from lmaczs_cli.data.esc50 import load_esc50
@@ -328,7 +328,7 @@ def test_data_package_import_is_light() -> None:
     import subprocess
 
     code = (
-        "import sys; import lmaczs_cli.data, lmaczs_cli.data.registry, lmaczs_cli.data.labels;"
+        "import sys; import lmaczs_cli.data, lmaczs_cli.data.registry, lmaczs_cli.data.prompts;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -348,9 +348,11 @@ def test_builtin_label_sets() -> None:
         "engine idling", "gun shot", "jackhammer", "siren", "street music",
     ]  # fmt: skip
     assert L.prompt_for("crying baby") == "this is a sound of crying baby"
-    assert L.prompt_for("rain", "a recording of {}") == "a recording of rain"
-    with pytest.raises(UsageError, match="must contain"):
-        L.prompt_for("rain", "no placeholder")
+    assert L.prompt_for("rain", "a recording of {label}") == "a recording of rain"
+    assert L.prompt_for("rain", "{{raw}} {label}") == "{raw} rain"  # doubled braces are literal
+    for bad in ("no placeholder", "a {}", "a {label} {other}", "a {label"):
+        with pytest.raises(UsageError, match="must contain|label's place"):
+            L.prompt_for("rain", bad)
 
 
 def test_label_file(tmp_path: Path) -> None:
@@ -359,7 +361,7 @@ def test_label_file(tmp_path: Path) -> None:
     assert L.load_labels(str(f)) == ["laser zap", "purring cat"]
     with pytest.raises(UsageError) as e:
         L.load_labels(str(tmp_path / "none.txt"))
-    assert "not a built-in set (esc50, esc10, us8k) and no such file" in _one_line(e)
+    assert "not a built-in set (esc50, esc10, us8k, synth) and no such file" in _one_line(e)
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
     with pytest.raises(UsageError, match="no labels in file"):
         L.load_labels(tmp_path / "empty.txt")

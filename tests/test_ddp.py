@@ -22,7 +22,7 @@ import torch
 import torch.multiprocessing as mp
 
 from lmaczs_cli.explainers.decoder import MaskDecoder
-from lmaczs_cli.training import TrainConfig, train
+from lmaczs_cli.jobs.train import TrainConfig, train
 from tests.fake_model import FakeModel, ToyClips, collate_toy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import tests.fake_model  # noqa: F401  (registers --clap fake)
 import tests.test_explain  # noqa: F401  (registers the "ones" explainer)
 from lmaczs_cli.cli.app import app
-from lmaczs_cli.evaluation import METRICS, summary_rows
+from lmaczs_cli.jobs.evaluate import METRICS, summary_rows
 from tests.fixtures_data import make_esc50, make_us8k
 
 runner = CliRunner()

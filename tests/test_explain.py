@@ -15,39 +15,38 @@ from typer.testing import CliRunner
 
 import tests.fake_model  # noqa: F401  (registers --clap fake)
 from lmaczs_cli.cli.app import app
-from lmaczs_cli.explain_run import ExplainOptions, run_explain
-from lmaczs_cli.explainers.base import register_explainer
+from lmaczs_cli.explainers.base import Explainer, register_explainer
+from lmaczs_cli.jobs.explain import ExplainConfig, run_explain
 from lmaczs_cli.render import MAP_SIZE
+from lmaczs_cli.runtime import RunOptions
 
 runner = CliRunner()
 
 
-class Ones:
+class Ones(Explainer):
     """An explainer whose mask keeps everything (the invariant every pipeline must honour)."""
 
     name = "ones"
-    needs_grad = False
 
-    def masks(self, model, magnitude, text, encoded=None):
+    def compute_masks(self, model, magnitude, text, encoded=None):
         return torch.ones_like(magnitude)
 
 
-class Energy:
+class Energy(Explainer):
     """Mask = the window's own normalised magnitude (depends on content, continuous in time)."""
 
     name = "energy"
-    needs_grad = False
 
-    def masks(self, model, magnitude, text, encoded=None):
+    def compute_masks(self, model, magnitude, text, encoded=None):
         m = magnitude / magnitude.flatten(1).amax(1)[:, None, None].clamp_min(1e-8)
         return m.sqrt()
 
 
-def build_ones(model, **_):
+def build_ones(model):
     return Ones()
 
 
-def build_energy(model, **_):
+def build_energy(model):
     return Energy()
 
 
@@ -67,15 +66,15 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _opts(inputs, out, method="ones", **kw) -> ExplainOptions:
-    return ExplainOptions(inputs=list(inputs), out=out, method=method, clap="fake", device="cpu",
-                          quiet=True, prompt=kw.pop("prompt", ["a beep"]), **kw)
+def _opts(inputs, out, method="ones", **kw) -> ExplainConfig:
+    return ExplainConfig(inputs=list(inputs), out=out, methods=[method],
+                         run=RunOptions(clap="fake", device="cpu"), prompt=kw.pop("prompt", ["a beep"]), **kw)
 
 
 def test_all_ones_mask_gives_back_the_input_and_the_similarity(tmp_path: Path) -> None:
     clip = _tone(tmp_path / "clip.wav", 8000, 0.8)
     out = tmp_path / "out"
-    assert run_explain(_opts([clip], out, save_mask=True)) == 0
+    assert run_explain(_opts([clip], out, save_mask=True)).failed == 0
     (row,) = _rows(out)
     assert row["status"] == "ok" and row["method"] == "ones"
     assert float(row["masked_similarity"]) == pytest.approx(float(row["similarity"]), abs=1e-5)
@@ -93,7 +92,7 @@ def test_all_ones_mask_gives_back_the_input_and_the_similarity(tmp_path: Path) -
 def test_explanation_keeps_the_original_rate_and_length(tmp_path: Path) -> None:
     clip = _tone(tmp_path / "hi.wav", 22050, 1.37, stereo=True)
     out = tmp_path / "out"
-    assert run_explain(_opts([clip], out, method="energy", residual=True)) == 0
+    assert run_explain(_opts([clip], out, method="energy", residual=True)).failed == 0
     (row,) = _rows(out)
     info = sf.info(row["wav"])
     assert info.samplerate == 22050 and info.frames == sf.info(clip).frames
@@ -108,7 +107,7 @@ def test_explanation_keeps_the_original_rate_and_length(tmp_path: Path) -> None:
 def test_long_clip_is_stitched_to_full_length(tmp_path: Path) -> None:
     clip = _tone(tmp_path / "long.wav", 8000, 3.3, freq=300.0)
     out = tmp_path / "out"
-    assert run_explain(_opts([clip], out, method="energy", save_mask=True)) == 0
+    assert run_explain(_opts([clip], out, method="energy", save_mask=True)).failed == 0
     (row,) = _rows(out)
     mask = np.load(row["mask"])
     assert mask.shape == (129, int(3.3 * 8000) // 64 + 1)
@@ -143,7 +142,7 @@ def test_hostile_prompts_stay_inside_out(tmp_path: Path) -> None:
     clip = _tone(tmp_path / "c.wav", 8000, 0.5)
     out = tmp_path / "out"
     prompts = ["../../x", "a/b\\c", "🐶 dog 🐶", "y" * 300, ".hidden"]
-    assert run_explain(_opts([clip], out, prompt=prompts)) == 0
+    assert run_explain(_opts([clip], out, prompt=prompts)).failed == 0
     rows = _rows(out)
     assert len(rows) == len(prompts)
     root = out.resolve()
@@ -161,7 +160,7 @@ def test_top_k_explains_what_the_model_ranks_highest(tmp_path: Path) -> None:
     labels = tmp_path / "labels.txt"
     labels.write_text("dog\ncat\nsiren\nrain\nbell\n")
     out = tmp_path / "out"
-    assert run_explain(_opts([clip], out, prompt=None, labels=str(labels), top_k=2)) == 0
+    assert run_explain(_opts([clip], out, prompt=None, labels=str(labels), top_k=2)).failed == 0
     rows = _rows(out)
     r = runner.invoke(app, ["classify", str(clip), "--labels", str(labels), "--clap", "fake", "--device",
                             "cpu", "--top-k", "2", "--out", str(tmp_path / "cls"), "--json", "--quiet"])
@@ -173,10 +172,10 @@ def test_top_k_explains_what_the_model_ranks_highest(tmp_path: Path) -> None:
 def test_resume_skips_finished_pairs(tmp_path: Path) -> None:
     clips = [_tone(tmp_path / f"c{i}.wav", 8000, 0.5, 300.0 + 50 * i) for i in range(2)]
     out = tmp_path / "out"
-    assert run_explain(_opts(clips[:1], out)) == 0
+    assert run_explain(_opts(clips[:1], out)).failed == 0
     first = _rows(out)[0]
     mtime = Path(first["wav"]).stat().st_mtime_ns
-    assert run_explain(_opts(clips, out, resume=True)) == 0
+    assert run_explain(_opts(clips, out, resume=True)).failed == 0
     rows = _rows(out)
     assert len(rows) == 2 and {Path(r["clip"]).name for r in rows} == {"c0.wav", "c1.wav"}
     assert Path(first["wav"]).stat().st_mtime_ns == mtime  # not redone

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import tests.fake_model  # noqa: F401  (registers --clap fake)
 from lmaczs_cli.cli.app import app
-from lmaczs_cli.sanity import randomisation_steps, randomised, reinitialise
+from lmaczs_cli.jobs.sanity import randomisation_steps, randomised, reinitialise
 from tests.fake_model import FakeModel
 from tests.fixtures_data import make_esc50
 

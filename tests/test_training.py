@@ -14,7 +14,7 @@ from lmaczs_cli.cli.app import app
 from lmaczs_cli.cli.train import parse_duration
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.decoder import MaskDecoder
-from lmaczs_cli.training import TrainConfig, lr_lambda, train
+from lmaczs_cli.jobs.train import TrainConfig, lr_lambda, train
 from tests.fake_model import FakeModel, ToyClips, collate_toy, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -165,7 +165,7 @@ def test_cli_train_on_a_manifest_reports_bad_files(tmp_path: Path) -> None:
 
 def test_validation_split_is_stable_and_never_tiny(tmp_path: Path) -> None:
     from lmaczs_cli.data.items import AudioItem
-    from lmaczs_cli.training import split_validation
+    from lmaczs_cli.jobs.train.data import split_validation
 
     def items(root: Path) -> list:
         return [AudioItem(str(root / "audio" / f"{i}.wav"), (f"cap {i}",)) for i in range(40)]

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-from lmaczs_cli.cli.common import DebugOpt, QuietOpt, err, handle_errors
+from lmaczs_cli.cli.common import err, handle_errors
+from lmaczs_cli.cli.options import Debug as DebugOpt
+from lmaczs_cli.cli.options import Quiet as QuietOpt
 
 DEFAULT_NAME = "630k-audioset-best.pt"
 

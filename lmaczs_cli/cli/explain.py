@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from lmaczs_cli.cli import common as c
+from lmaczs_cli.cli import options as o
+from lmaczs_cli.cli.common import Shared, command, method_options
+from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 
 HELP = """Explain why the zero-shot model matches each clip to each prompt.
 
@@ -26,79 +27,46 @@ Examples:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("explain", help=HELP, short_help="Listenable explanations with LMAC-ZS.")(explain)
+    command(app, "explain", help=HELP, short_help="Listenable explanations with LMAC-ZS.")(explain)
 
 
-# Options shared with `lmaczs baseline` (which passes its own --method).
-InputsArg = Annotated[list[Path] | None, typer.Argument(help="Audio files or folders (recursive).")]
-PromptOpt = Annotated[list[str] | None, typer.Option("--prompt", "-p", help="A prompt (repeatable).")]
-PromptsFileOpt = Annotated[
-    Path | None, typer.Option("--prompts-file", help="File with one prompt per line.")
-]
-LabelsOpt = Annotated[
-    str | None,
-    typer.Option("--labels", help="Label set esc50, us8k or FILE (with --top-k: explain the top K)."),
-]
-TemplateOpt = Annotated[
-    str, typer.Option("--prompt-template", help="Template turning a label into a prompt.")
-]
-TopKOpt = Annotated[
-    int | None,
-    typer.Option("--top-k", "-k", min=1, help="Explain the K prompts the model ranks highest per clip."),
-]
-FilesFromOpt = Annotated[
-    str | None, typer.Option("--files-from", help="File listing inputs, one per line; - for stdin.")
-]
-ResidualOpt = Annotated[bool, typer.Option("--residual", help="Also write what the mask removed.")]
-SaveMaskOpt = Annotated[bool, typer.Option("--save-mask", help="Also write the mask as .npy.")]
-NoScoreOpt = Annotated[bool, typer.Option("--no-score", help="Skip the masked-similarity pass.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Skip (clip, prompt) pairs already done.")]
-FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first bad input.")]
-
-
-@c.handle_errors()
 def explain(
-    inputs: InputsArg = None,
-    prompt: PromptOpt = None,
-    prompts_file: PromptsFileOpt = None,
-    labels: LabelsOpt = None,
-    prompt_template: TemplateOpt = "this is a sound of {label}",
-    top_k: TopKOpt = None,
-    files_from: FilesFromOpt = None,
-    out: c.OutOpt = Path("lmaczs-out"),
-    residual: ResidualOpt = False,
-    save_mask: SaveMaskOpt = False,
-    no_score: NoScoreOpt = False,
-    resume: ResumeOpt = False,
-    fail_fast: FailFastOpt = False,
-    mask_domain: Annotated[
-        str | None, typer.Option("--mask-domain", help="stft or mel (default: the decoder's).")
-    ] = None,
-    clap: c.ClapOpt = c.DEFAULT_CLAP,
-    clap_ckpt: c.ClapCkptOpt = None,
-    tokenizer_dir: c.TokenizerDirOpt = None,
-    decoder: c.DecoderOpt = None,
-    device: c.DeviceOpt = "auto",
-    batch_size: c.BatchSizeOpt = 8,
-    num_workers: c.NumWorkersOpt = 0,
-    seed: c.SeedOpt = 0,
-    precision: c.PrecisionOpt = "fp32",
-    quiet: c.QuietOpt = False,
-    json_out: c.JsonOpt = False,
-    debug: c.DebugOpt = False,
+    inputs: o.Inputs = None,
+    prompt: o.Prompt = None,
+    prompts_file: o.PromptsFile = None,
+    labels: o.Labels = None,
+    prompt_template: o.PromptTemplate = DEFAULT_TEMPLATE,
+    top_k: o.TopK = None,
+    files_from: o.FilesFrom = None,
+    out: o.Out = Path("lmaczs-out"),
+    residual: o.Residual = False,
+    save_mask: o.SaveMask = False,
+    no_score: o.NoScore = False,
+    resume: o.Resume = False,
+    fail_fast: o.FailFast = False,
+    decoder: o.Decoder = None,
+    mask_domain: o.MaskDomain = None,
+    *,
+    shared: Shared,
 ) -> None:
-    from lmaczs_cli.explain_run import ExplainOptions, run_explain
+    run_explain_command(shared, ["lmaczs"], method_options(decoder, mask_domain), **explain_fields(
+        inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
+        save_mask, no_score, resume, fail_fast))
 
-    opts = ExplainOptions(
-        inputs=inputs or [], prompt=prompt, prompts_file=prompts_file, labels=labels,
-        prompt_template=prompt_template, top_k=top_k, files_from=files_from, out=out,
-        residual=residual, save_mask=save_mask, score=not no_score, resume=resume,
-        fail_fast=fail_fast, method="lmaczs", method_options={"decoder": decoder,
-                                                              "mask_domain": mask_domain},
-        clap=clap, clap_ckpt=clap_ckpt, tokenizer_dir=tokenizer_dir, device=device,
-        batch_size=batch_size, num_workers=num_workers, seed=seed, precision=precision,
-        quiet=quiet, json_out=json_out,
-    )
-    failed = run_explain(opts)
-    if failed:
+
+def explain_fields(inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
+              save_mask, no_score, resume, fail_fast) -> dict:
+    """The explain/baseline options as ExplainConfig fields."""
+    return dict(inputs=inputs or [], prompt=prompt, prompts_file=prompts_file, labels=labels,
+                prompt_template=prompt_template, top_k=top_k, files_from=files_from, out=out,
+                residual=residual, save_mask=save_mask, score=not no_score, resume=resume,
+                fail_fast=fail_fast)
+
+
+def run_explain_command(shared: Shared, methods: list[str], options: dict, **fields) -> None:
+    """Run the explain job for ``methods``; exit 1 when some inputs failed."""
+    from lmaczs_cli.jobs.explain import ExplainConfig, run_explain
+
+    cfg = ExplainConfig(methods=methods, method_options=options, run=shared.run, **fields)
+    if run_explain(cfg, shared.reporter()).failed:
         raise typer.Exit(1)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from lmaczs_cli.cli import common as c
+from lmaczs_cli.cli import options as o
+from lmaczs_cli.cli.common import Shared, command
 
 HELP = """Fréchet distance between the CLAP audio-embedding distributions of two sets
 (the data-set shift measure of the paper's Table 5).
@@ -23,43 +23,17 @@ Examples:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("fad", help=HELP, short_help="Fréchet distance between two audio sets.")(fad)
+    command(app, "fad", help=HELP, short_help="Fréchet distance between two audio sets.")(fad)
 
 
-@c.handle_errors()
-def fad(
-    set_a: Annotated[str, typer.Argument(help="First set: folder, manifest CSV or NAME:ROOT.")],
-    set_b: Annotated[str, typer.Argument(help="Second set.")],
-    out: c.OutOpt = Path("lmaczs-out"),
-    clap: c.ClapOpt = c.DEFAULT_CLAP,
-    clap_ckpt: c.ClapCkptOpt = None,
-    tokenizer_dir: c.TokenizerDirOpt = None,
-    device: c.DeviceOpt = "auto",
-    batch_size: c.BatchSizeOpt = 8,
-    num_workers: c.NumWorkersOpt = 0,
-    seed: c.SeedOpt = 0,
-    quiet: c.QuietOpt = False,
-    json_out: c.JsonOpt = False,
-    debug: c.DebugOpt = False,
-) -> None:
-    from lmaczs_cli.fad import embed_files, resolve_set
-    from lmaczs_cli.metrics import frechet_distance
-    from lmaczs_cli.outputs import print_json_line, write_csv_atomic
-    from lmaczs_cli.pipeline import build_model
+def fad(set_a: o.SetA, set_b: o.SetB, out: o.Out = Path("lmaczs-out"), *, shared: Shared) -> None:
+    from lmaczs_cli.jobs.fad import FadConfig, run_fad
 
-    files_a, files_b = resolve_set(set_a), resolve_set(set_b)
-    model = build_model(clap, clap_ckpt, tokenizer_dir, c.resolve_device(device), seed)
-    ea, err_a = embed_files(model, files_a, batch_size, num_workers)
-    eb, err_b = embed_files(model, files_b, batch_size, num_workers)
-    for e in err_a + err_b:
-        c.err(f"lmaczs: {e}")
-    d = frechet_distance(ea, eb)
-    row = {"set_a": set_a, "set_b": set_b, "n_a": len(ea), "n_b": len(eb), "model": clap,
-           "frechet_distance": d}
-    write_csv_atomic(out / "fad.csv", [row], list(row))
-    if json_out:
-        print_json_line(row)
-    if not quiet:
-        c.err(f"Fréchet distance ({clap}): {d:.4f}  [{len(ea)} vs {len(eb)} clips] -> {out / 'fad.csv'}")
-    if err_a or err_b:
+    rep = shared.reporter()
+    row, failed = run_fad(FadConfig(set_a, set_b, out, shared.run), rep)
+    if not shared.json_out:
+        typer.echo(f"Fréchet distance ({row['model']}): {row['frechet_distance']:.4f}  "
+                   f"[{row['n_a']} vs {row['n_b']} clips]")
+    rep.info(f"wrote {out / 'fad.csv'}")
+    if failed:
         raise typer.Exit(1)

@@ -184,3 +184,29 @@ def collate_clips(records: Sequence[dict]) -> dict:
         if key not in out:
             out[key] = [r.get(key) for r in records]
     return out
+
+
+def _as_list(records: list[dict]) -> list[dict]:
+    return records
+
+
+def whole_clip_records(
+    paths: Sequence[Any], sample_rate: int, clips_per_batch: int, num_workers: int = 0
+) -> Any:
+    """Lists of whole-clip records (``crop="none"``) at ``sample_rate``, decoded in ``num_workers``
+    processes; unusable files come back as records with ``error`` set."""
+    from torch.utils.data import DataLoader
+
+    items = [AudioItem(path=str(p), texts=()) for p in paths]
+    ds = ClipDataset(items, sample_rate, 1, crop="none")
+    return iter(DataLoader(ds, batch_size=clips_per_batch, num_workers=num_workers, collate_fn=_as_list))
+
+
+def window_batches(paths: Sequence[Any], model: Any, batch_size: int, num_workers: int = 0) -> Any:
+    """Batches (``collate_clips``) of each file's first window, fitted by the model's own rule;
+    unusable files come back with ``error`` set."""
+    from torch.utils.data import DataLoader
+
+    items = [AudioItem(path=str(p), texts=()) for p in paths]
+    ds = ClipDataset(items, model.sample_rate, model.window_samples, crop="start", fit=model.fit_window)
+    return iter(DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_clips))

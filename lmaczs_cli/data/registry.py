@@ -9,6 +9,7 @@ silently ignored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmaczs_cli.data.audiocaps import load_audiocaps
@@ -121,3 +122,47 @@ def parse_folds(text: str | None) -> list[int] | None:
     except ValueError:
         raise UsageError(f"--folds {text!r}: expected fold numbers like 1,2,5 or 1-4") from None
     return sorted(out)
+
+
+@dataclass
+class DataSelection:
+    """Which clips of a labelled data set a job uses (``--dataset``, ``--data-root``, ``--folds``...)."""
+
+    dataset: str
+    data_root: Path | None
+    folds: list[int] | None = None
+    esc10: bool = False
+    split: str | None = None
+    max_samples: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class Selected:
+    """The selected items, the set's ordered class labels, and files the metadata lists but lacks."""
+
+    items: list[AudioItem]
+    labels: list[str]
+    missing: list[str] = field(default_factory=list)
+
+
+def select_items(sel: DataSelection) -> Selected:
+    """Load ``sel.dataset`` and pick its items (a seeded subset of ``max_samples`` when given)."""
+    import numpy as np
+
+    from lmaczs_cli.data.prompts import builtin_labels
+
+    if sel.data_root is None:
+        raise UsageError(f"--dataset {sel.dataset} needs --data-root")
+    report = load_dataset(sel.dataset, sel.data_root, split=sel.split, folds=sel.folds, esc10=sel.esc10)
+    items = list(report.items)
+    name = "esc10" if sel.esc10 else sel.dataset.strip().lower()
+    labels = builtin_labels(name) if name in ("esc50", "esc10", "us8k", "synth") else None
+    if labels is None:
+        labels = sorted({it.label for it in items if it.label})
+    if not labels:
+        raise UsageError(f"--dataset {sel.dataset}: the items carry no class labels to evaluate")
+    if sel.max_samples is not None and len(items) > sel.max_samples:
+        order = np.random.default_rng(sel.seed).permutation(len(items))[: sel.max_samples]
+        items = [items[i] for i in sorted(order)]
+    return Selected(items, labels, list(report.missing))

@@ -15,7 +15,7 @@ from lmaczs_cli.data.items import (
     read_csv,
     row_int,
 )
-from lmaczs_cli.data.labels import label_text
+from lmaczs_cli.data.prompts import label_text
 from lmaczs_cli.errors import UsageError
 
 COLUMNS = ("slice_file_name", "fold", "classID", "class")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import torch
 
+from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.explainers.saliency import saliency_to_mask
 from lmaczs_cli.explainers.targets import PromptLogit
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
 
 
-class SmoothGradExplainer:
+class SmoothGradExplainer(Explainer):
     """SmoothGrad (Smilkov et al. 2017): mean gradient over noisy copies of the input."""
 
     name = "smoothgrad"
@@ -27,8 +28,8 @@ class SmoothGradExplainer:
         self.noise = noise
         self.internal_batch = internal_batch
 
-    def masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
-              encoded: Encoded | None = None) -> torch.Tensor:
+    def compute_masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
+                      encoded: Encoded | None = None) -> torch.Tensor:
         from captum.attr import NoiseTunnel, Saliency
 
         f = PromptLogit(model)
@@ -45,7 +46,7 @@ class SmoothGradExplainer:
         return saliency_to_mask(sal, magnitude.shape[1], magnitude.shape[2])
 
 
-class IntegratedGradientsExplainer:
+class IntegratedGradientsExplainer(Explainer):
     """Integrated Gradients (Sundararajan et al. 2017) from a silent (all-zero) spectrogram."""
 
     name = "ig"
@@ -56,8 +57,8 @@ class IntegratedGradientsExplainer:
         self.baseline = baseline
         self.internal_batch = internal_batch
 
-    def masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
-              encoded: Encoded | None = None) -> torch.Tensor:
+    def compute_masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
+                      encoded: Encoded | None = None) -> torch.Tensor:
         from captum.attr import IntegratedGradients
 
         ig = IntegratedGradients(PromptLogit(model))
@@ -68,13 +69,11 @@ class IntegratedGradientsExplainer:
         return saliency_to_mask(sal.detach(), magnitude.shape[1], magnitude.shape[2])
 
 
-def build_smoothgrad(model: ZeroShotModel, samples: int = 25, noise: float = 0.15,
-                     **_: object) -> SmoothGradExplainer:
+def build_smoothgrad(model: ZeroShotModel, samples: int = 25, noise: float = 0.15) -> SmoothGradExplainer:
     """Registry factory for ``smoothgrad``."""
     return SmoothGradExplainer(samples=samples, noise=noise)
 
 
-def build_ig(model: ZeroShotModel, steps: int = 50, baseline: float = 0.0,
-             **_: object) -> IntegratedGradientsExplainer:
+def build_ig(model: ZeroShotModel, steps: int = 50, baseline: float = 0.0) -> IntegratedGradientsExplainer:
     """Registry factory for ``ig``."""
     return IntegratedGradientsExplainer(steps=steps, baseline=baseline)

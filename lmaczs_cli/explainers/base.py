@@ -16,6 +16,7 @@ Masks from saliency maps are made the same way for every baseline by
 from __future__ import annotations
 
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,14 +30,20 @@ if TYPE_CHECKING:  # keep this module import-light (no torch at import time)
 
 
 class Explainer(ABC):
-    """A method that explains a zero-shot model's similarity between clips and prompts."""
+    """A method that explains a zero-shot model's similarity between clips and prompts.
+
+    Subclasses implement :meth:`compute_masks`; callers use :meth:`masks`, which
+    checks the inputs and sets the grad mode the method needs (so no caller
+    switches it), and returns detached float masks.
+    """
 
     #: registry name, e.g. ``"lmaczs"``
     name: str = ""
-    #: True when :meth:`masks` back-propagates through the model (callers must not wrap it in no_grad)
+    #: True when the method back-propagates through the model (gradient baselines)
     needs_grad: bool = False
+    #: the model this explainer was created for (set by :func:`create_explainer`)
+    model: ZeroShotModel | None = None
 
-    @abstractmethod
     def masks(
         self,
         model: ZeroShotModel,
@@ -49,6 +56,26 @@ class Explainer(ABC):
         ``magnitude``: the clips' linear magnitude spectrograms [B, F, T].
         ``encoded``: ``model.encode(magnitude)`` when the caller already has it.
         """
+        import torch
+
+        if magnitude.dim() != 3 or text.dim() != 2 or text.shape[0] != magnitude.shape[0]:
+            raise ValueError(
+                f"masks() pairs clip i with prompt i: expected magnitude [B, F, T] and text [B, D], "
+                f"got {tuple(magnitude.shape)} and {tuple(text.shape)}"
+            )
+        with torch.set_grad_enabled(self.needs_grad):
+            out = self.compute_masks(model, magnitude, text, encoded)
+        return out.detach().float()
+
+    @abstractmethod
+    def compute_masks(
+        self,
+        model: ZeroShotModel,
+        magnitude: torch.Tensor,
+        text: torch.Tensor,
+        encoded: Encoded | None,
+    ) -> torch.Tensor:
+        """The method itself (called by :meth:`masks` in the right grad mode)."""
 
 
 # -- registry ------------------------------------------------------------------
@@ -72,13 +99,29 @@ def describe_explainers() -> dict[str, str]:
     return {n: _DESCRIPTIONS[n] for n in list_explainers()}
 
 
-def create_explainer(name: str, model: ZeroShotModel, **options: Any) -> Explainer:
-    """Build explainer ``name`` for ``model``; ``options`` go to its factory."""
+def explainer_options(name: str) -> list[str]:
+    """The options explainer ``name`` accepts (its factory's keyword arguments)."""
+    return [p for p in inspect.signature(_factory(name)).parameters if p != "model"]
+
+
+def _factory(name: str) -> Callable[..., Explainer]:
     if name not in _EXPLAINERS:
         raise UsageError(f"unknown method {name!r}; choose one of: {', '.join(list_explainers())}")
     module, func = _EXPLAINERS[name].split(":")
-    factory: Callable[..., Explainer] = getattr(importlib.import_module(module), func)
-    return factory(model, **options)
+    return getattr(importlib.import_module(module), func)
+
+
+def create_explainer(name: str, model: ZeroShotModel, **options: Any) -> Explainer:
+    """Build explainer ``name`` for ``model``; ``options`` go to its factory (unknown ones are refused)."""
+    factory = _factory(name)
+    known = explainer_options(name)
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        takes = f"its options: {', '.join(known)}" if known else "it takes no options"
+        raise UsageError(f"method {name!r} has no option {', '.join(map(repr, unknown))}; {takes}")
+    explainer = factory(model, **options)
+    explainer.model = model
+    return explainer
 
 
 register_explainer(

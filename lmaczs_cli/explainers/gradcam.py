@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.explainers.saliency import saliency_to_mask
 from lmaczs_cli.explainers.targets import FixedTextLogit
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
@@ -39,7 +40,7 @@ def _cam_class(plus: bool):
     return LayerGridCAM
 
 
-class GradCAMExplainer:
+class GradCAMExplainer(Explainer):
     """GradCAM (Selvaraju et al. 2017); ``plus=True`` gives GradCAM++ (Chattopadhay et al. 2018)."""
 
     needs_grad = True
@@ -48,8 +49,8 @@ class GradCAMExplainer:
         self.plus = plus
         self.name = "gradcam++" if plus else "gradcam"
 
-    def masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
-              encoded: Encoded | None = None) -> torch.Tensor:
+    def compute_masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
+                      encoded: Encoded | None = None) -> torch.Tensor:
         import numpy as np
 
         layer, reshape = model.gradcam_target()
@@ -63,11 +64,11 @@ class GradCAMExplainer:
                                 mel_fb=model.mel_filterbank())
 
 
-def build_gradcam(model: ZeroShotModel, **_: object) -> GradCAMExplainer:
+def build_gradcam(model: ZeroShotModel) -> GradCAMExplainer:
     """Registry factory for ``gradcam``."""
     return GradCAMExplainer(plus=False)
 
 
-def build_gradcam_pp(model: ZeroShotModel, **_: object) -> GradCAMExplainer:
+def build_gradcam_pp(model: ZeroShotModel) -> GradCAMExplainer:
     """Registry factory for ``gradcam++``."""
     return GradCAMExplainer(plus=True)

@@ -31,7 +31,7 @@ class LMACZS(Explainer):
     def domain(self) -> str:
         return self.decoder.config.domain
 
-    def masks(
+    def compute_masks(
         self,
         model: ZeroShotModel,
         magnitude: torch.Tensor,
@@ -39,10 +39,7 @@ class LMACZS(Explainer):
         encoded: Encoded | None = None,
     ) -> torch.Tensor:
         """Masks [B, F, T] for the pairs (clip i, ``text[i]``)."""
-        b = magnitude.shape[0]
-        if text.shape[0] != b:
-            raise ValueError(f"masks() pairs clips and prompts: got {b} clips and {text.shape[0]} prompts")
-        idx = torch.arange(b, device=magnitude.device)
+        idx = torch.arange(magnitude.shape[0], device=magnitude.device)
         return self._run(model, magnitude, encoded, text, idx)
 
     def pair_masks(
@@ -52,7 +49,10 @@ class LMACZS(Explainer):
         text: torch.Tensor,
         encoded: Encoded | None = None,
     ) -> torch.Tensor:
-        """Masks [B, P, F, T] for every (clip i, prompt j) pair; ``text`` is [P, D]."""
+        """Masks [B, P, F, T] for every (clip i, prompt j) pair; ``text`` is [P, D].
+
+        Differentiable with respect to the decoder (training calls this in grad mode).
+        """
         b, p = magnitude.shape[0], text.shape[0]
         idx = torch.arange(b, device=magnitude.device).repeat_interleave(p)
         out = self._run(model, magnitude, encoded, text.repeat(b, 1), idx)
@@ -86,7 +86,7 @@ def default_decoder_path(model: ZeroShotModel, domain: str | None = None) -> Pat
 
 
 def build_lmaczs(
-    model: ZeroShotModel, decoder: str | Path | None = None, mask_domain: str | None = None, **_: object
+    model: ZeroShotModel, decoder: str | Path | None = None, mask_domain: str | None = None
 ) -> LMACZS:
     """Registry factory: LMAC-ZS with the decoder at ``decoder`` (default: the bundled one).
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
 from lmaczs_cli.errors import UsageError
+from lmaczs_cli.runtime import DEFAULT_MODEL
 
 # name -> "module:factory". Modules are imported only when a model is created,
 # so listing names stays cheap (the CLI uses this for --help and completion).
@@ -44,6 +46,28 @@ def create_model(name: str, **kwargs: Any):
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    ckpt: str | os.PathLike[str] | None = None,
+    tokenizer_dir: str | os.PathLike[str] | None = None,
+    device: Any = "auto",
+    seed: int = 0,
+):
+    """The frozen zero-shot model ``name`` on ``device`` (``auto``: CUDA when available).
+
+    ``ckpt``: its checkpoint file (``"random"``: seeded random weights, for trying
+    things offline); ``tokenizer_dir``: where its text tokenizer's files are.
+    """
+    from lmaczs_cli.runtime import resolve_device
+
+    dev = resolve_device(device)
+    model = create_model(
+        name, ckpt=None if ckpt is None else str(ckpt), tokenizer_dir=tokenizer_dir, device=str(dev),
+        seed=seed,
+    )
+    return model.to(dev)
 
 
 register_model(

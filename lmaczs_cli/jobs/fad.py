@@ -1,13 +1,46 @@
-"""Fréchet distance between two audio sets' CLAP embeddings (paper Table 5)."""
+"""The fad job: Fréchet distance between two audio sets' CLAP embeddings (paper Table 5)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lmaczs_cli.errors import UsageError
+from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.runtime import RunOptions
+
+
+@dataclass
+class FadConfig:
+    """Two sets (folder, manifest CSV or NAME:ROOT) and where to write fad.csv."""
+
+    set_a: str
+    set_b: str
+    out: Path
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int]:
+    """The fad.csv row (sets, sizes, model, distance) and the number of unusable clips."""
+    from lmaczs_cli.metrics import frechet_distance
+    from lmaczs_cli.models.registry import load_model
+    from lmaczs_cli.outputs import write_csv_atomic
+
+    rep, run = reporter or Reporter(), cfg.run
+    files_a, files_b = resolve_set(cfg.set_a), resolve_set(cfg.set_b)
+    model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
+    ea, err_a = embed_files(model, files_a, run.batch_size, run.num_workers)
+    eb, err_b = embed_files(model, files_b, run.batch_size, run.num_workers)
+    for e in err_a + err_b:
+        rep.error(f"lmaczs: {e}")
+    row = {"set_a": cfg.set_a, "set_b": cfg.set_b, "n_a": len(ea), "n_b": len(eb), "model": run.clap,
+           "frechet_distance": frechet_distance(ea, eb)}
+    write_csv_atomic(cfg.out / "fad.csv", [row], list(row))
+    rep.result(row)
+    return row, len(err_a) + len(err_b)
 
 
 def resolve_set(spec: str) -> list[Path]:
@@ -35,11 +68,11 @@ def embed_files(
     model, files: list[Path], batch_size: int, num_workers: int = 0
 ) -> tuple[np.ndarray, list[str]]:
     """Audio embeddings [N, D] of the files' first windows, plus the errors of unusable files."""
-    from lmaczs_cli.pipeline import clip_batches
+    from lmaczs_cli.data.loading import window_batches
 
     embs, errors = [], []
     with torch.no_grad():
-        for batch in clip_batches(files, model, batch_size, num_workers):
+        for batch in window_batches(files, model, batch_size, num_workers):
             ok = [i for i, e in enumerate(batch["error"]) if e is None]
             errors += [e for e in batch["error"] if e is not None]
             if ok:

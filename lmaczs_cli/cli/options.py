@@ -1,0 +1,178 @@
+"""Every command-line option, declared once; commands take the ones they need from here.
+
+The options every model-running command shares (``--clap`` ... ``--precision``)
+and the manners every command shares (``--quiet``, ``--json``, ``--debug``) are
+added by :func:`lmaczs_cli.cli.common.command`, so no command declares them.
+Options with an environment default read ``LMACZS_<NAME>`` (README table).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
+from lmaczs_cli.runtime import DEFAULT_MODEL
+
+# -- shared by every model-running command (added by `command`) -----------------------------
+Clap = Annotated[str, typer.Option(
+    "--clap", envvar="LMACZS_CLAP",
+    help="Zero-shot model: laion-htsat-tiny, laion-htsat-base, or 'small' (bundled, offline).")]
+ClapCkpt = Annotated[str | None, typer.Option(
+    "--clap-ckpt", envvar="LMACZS_CLAP_CKPT",
+    help="Model checkpoint file (LAION .pt); 'random' builds random weights (testing).")]
+TokenizerDir = Annotated[Path | None, typer.Option(
+    "--tokenizer-dir", envvar="LMACZS_TOKENIZER_DIR",
+    help="Folder with the text tokenizer files (LAION: roberta-base vocab.json, merges.txt).")]
+Device = Annotated[str, typer.Option("--device", envvar="LMACZS_DEVICE", help="auto, cpu, cuda or cuda:N.")]
+BatchSize = Annotated[int, typer.Option(
+    "--batch-size", envvar="LMACZS_BATCH_SIZE", min=1, help="Clips per batch.")]
+NumWorkers = Annotated[int, typer.Option(
+    "--num-workers", envvar="LMACZS_NUM_WORKERS", min=0, help="Data-loading worker processes.")]
+Seed = Annotated[int, typer.Option("--seed", envvar="LMACZS_SEED", help="Random seed.")]
+Precision = Annotated[str, typer.Option(
+    "--precision", envvar="LMACZS_PRECISION", help="fp32, bf16 or fp16 (bf16/fp16 on CUDA).")]
+
+#: name -> (type, default) of the shared model options, in --help order
+RUN_OPTIONS: dict[str, tuple[object, object]] = {
+    "clap": (Clap, DEFAULT_MODEL),
+    "clap_ckpt": (ClapCkpt, None),
+    "tokenizer_dir": (TokenizerDir, None),
+    "device": (Device, "auto"),
+    "batch_size": (BatchSize, 8),
+    "num_workers": (NumWorkers, 0),
+    "seed": (Seed, 0),
+    "precision": (Precision, "fp32"),
+}
+
+# -- manners of every command (added by `command`) ---------------------------------------
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", "-q", envvar="LMACZS_QUIET", help="No progress bars or log lines.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per result line on stdout.")]
+Debug = Annotated[bool, typer.Option("--debug", envvar="LMACZS_DEBUG", help="Show tracebacks on errors.")]
+
+MANNERS: dict[str, tuple[object, object]] = {
+    "quiet": (Quiet, False),
+    "json_out": (Json, False),
+    "debug": (Debug, False),
+}
+
+# -- outputs -----------------------------------------------------------------------------
+Out = Annotated[Path, typer.Option(
+    "--out", "-o", envvar="LMACZS_OUT", help="Output folder; nothing is written outside it.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Skip work already finished in --out.")]
+
+# -- inputs and prompts ------------------------------------------------------------------
+Inputs = Annotated[list[Path] | None, typer.Argument(help="Audio files or folders (recursive).")]
+FilesFrom = Annotated[str | None, typer.Option(
+    "--files-from", help="File listing inputs, one per line; - for stdin.")]
+Prompt = Annotated[list[str] | None, typer.Option("--prompt", "-p", help="A prompt (repeatable).")]
+PromptsFile = Annotated[Path | None, typer.Option("--prompts-file", help="File with one prompt per line.")]
+Labels = Annotated[str | None, typer.Option(
+    "--labels", help="Label set esc50, esc10, us8k, synth or FILE (one label per line).")]
+PromptTemplate = Annotated[str, typer.Option(
+    "--prompt-template", help=f"Template turning a label into a prompt; must contain {{label}} "
+    f"(default {DEFAULT_TEMPLATE!r}).")]
+TopK = Annotated[int | None, typer.Option(
+    "--top-k", "-k", min=1, help="Explain the K prompts the model ranks highest per clip.")]
+ClassifyTopK = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Labels per clip.")]
+
+# -- explanation outputs -----------------------------------------------------------------
+Residual = Annotated[bool, typer.Option("--residual", help="Also write what the mask removed.")]
+SaveMask = Annotated[bool, typer.Option("--save-mask", help="Also write the mask as .npy.")]
+NoScore = Annotated[bool, typer.Option("--no-score", help="Skip the masked-similarity pass.")]
+FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first bad input.")]
+
+# -- methods -----------------------------------------------------------------------------
+Methods = Annotated[list[str] | None, typer.Option(
+    "--method", "-m", help="lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable).")]
+BaselineMethods = Annotated[list[str], typer.Option(
+    "--method", "-m", help="gradcam, gradcam++, smoothgrad or ig (repeatable).")]
+Decoder = Annotated[Path | None, typer.Option(
+    "--decoder", envvar="LMACZS_DECODER",
+    help="LMAC-ZS decoder checkpoint (default: the one bundled with the model, if any).")]
+MaskDomain = Annotated[str | None, typer.Option(
+    "--mask-domain", help="LMAC-ZS decoder domain: stft or mel (default: the decoder's).")]
+IgSteps = Annotated[int, typer.Option("--ig-steps", min=2, help="Integrated Gradients steps.")]
+SmoothgradSamples = Annotated[int, typer.Option(
+    "--smoothgrad-samples", min=1, help="SmoothGrad noisy samples.")]
+SmoothgradNoise = Annotated[float, typer.Option(
+    "--smoothgrad-noise", help="SmoothGrad noise, fraction of the input range.")]
+
+# -- data sets ---------------------------------------------------------------------------
+Dataset = Annotated[str, typer.Option("--dataset", help="esc50, us8k, synth or manifest.")]
+DataRoot = Annotated[Path | None, typer.Option(
+    "--data-root", help="The data set's folder (manifest: the CSV).")]
+Folds = Annotated[str | None, typer.Option("--folds", help="Folds, e.g. 5 or 1-4 or 1,3.")]
+Esc10 = Annotated[bool, typer.Option("--esc10", help="ESC-10 subset of ESC-50.")]
+Split = Annotated[str | None, typer.Option("--split", help="Split of a manifest.")]
+MaxSamples = Annotated[int | None, typer.Option(
+    "--max-samples", min=1, help="Use a seeded subset of N clips.")]
+
+# -- evaluate / sanity-check -------------------------------------------------------------
+Conditions = Annotated[list[str] | None, typer.Option(
+    "--condition", help="clean, esc50-mix, white-noise or speech:DIR (repeatable).")]
+Plots = Annotated[bool, typer.Option("--plots", help="Mask mean vs similarity figure.")]
+Mode = Annotated[str, typer.Option("--mode", help="cascading (top-down, cumulative) or independent.")]
+Granularity = Annotated[str, typer.Option(
+    "--granularity", help="LAION: randomise whole Swin stages or single blocks.")]
+WrongPrompts = Annotated[int, typer.Option("--wrong-prompts", min=1, help="Unrelated prompts per clip.")]
+
+# -- train -------------------------------------------------------------------------------
+Data = Annotated[list[str] | None, typer.Option(
+    "--data", help="clotho, audiocaps, manifest, synth, esc50 or us8k (repeatable: mix).")]
+DataRoots = Annotated[list[str] | None, typer.Option(
+    "--data-root", help="Root of each --data set, in order (manifest: the CSV).")]
+TrainLabels = Annotated[str | None, typer.Option(
+    "--labels",
+    help="Label set (esc50, esc10, us8k, synth or a file) whose prompts join every batch's prompts.")]
+Steps = Annotated[int, typer.Option("--steps", min=1, help="Length of the run (LR schedule).")]
+MaxSteps = Annotated[int | None, typer.Option(
+    "--max-steps", min=1, help="Stop at this step (continue with --resume).")]
+TimeLimit = Annotated[str | None, typer.Option(
+    "--time-limit", help="Stop after this long (e.g. 3600, 45m, 2h); --resume continues.")]
+ValEvery = Annotated[int, typer.Option("--val-every", min=0, help="Validate every N steps (0: at the end).")]
+LogEvery = Annotated[int, typer.Option("--log-every", min=1, help="Log training losses every N steps.")]
+SaveEvery = Annotated[int | None, typer.Option(
+    "--save-every", min=1, help="Write latest.pt every N steps (default: --val-every).")]
+ValSize = Annotated[int, typer.Option(
+    "--val-size", min=2, help="At most this many validation clips per set.")]
+ValFraction = Annotated[float, typer.Option(
+    "--val-fraction", min=0.0, max=0.5, help="Share of a file set held out for validation.")]
+SynthScenes = Annotated[int, typer.Option("--synth-scenes", min=1, help="Training scenes of --data synth.")]
+TrainMaskDomain = Annotated[str, typer.Option("--mask-domain", help="stft (linear bins) or mel.")]
+Lr = Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW).")]
+WeightDecay = Annotated[float, typer.Option("--weight-decay", min=0.0, help="AdamW weight decay.")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Linear warm-up steps, then cosine decay.")]
+Width = Annotated[int, typer.Option("--width", min=8, help="Decoder channels at the deepest stage.")]
+EnergyGate = Annotated[bool, typer.Option(
+    "--energy-gate/--no-energy-gate", help="stft masks: per-bin gate on the clip's energy.")]
+LambdaL1 = Annotated[float, typer.Option(
+    "--lambda-l1", min=0.0, help="Weight of L1 (what it averages: --l1-on).")]
+LambdaTv = Annotated[float, typer.Option("--lambda-tv", min=0.0, help="Weight of total variation of M.")]
+LambdaOut = Annotated[float, typer.Option(
+    "--lambda-out", min=0.0, help="Weight of relu(t.f((1-M)X)): what is removed must not match.")]
+OutPairs = Annotated[str, typer.Option(
+    "--out-pairs", help="L_out on 'own' (clip, caption) pairs or all 'matching' pairs.")]
+LambdaDiv = Annotated[float, typer.Option(
+    "--lambda-div", min=0.0, help="Weight of 1 - corr(mask mean, similarity).")]
+L1On = Annotated[str, typer.Option(
+    "--l1-on", help="L1 averages the mask over 'power' (loud bins cost most), 'energy' or 'mask' (plain).")]
+DivTarget = Annotated[str, typer.Option(
+    "--div-target", help="L_div ties mask mean to 'centred' s (minus the clip's mean over prompts) or 's'.")]
+TrainResume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from latest.pt.")]
+
+# -- synth -------------------------------------------------------------------------------
+Scenes = Annotated[int, typer.Option("--n", "-n", min=1, help="Number of scenes.")]
+Events = Annotated[str | None, typer.Option(
+    "--events", help="Comma-separated event classes to draw from, _ for spaces (default: all ten: "
+    "beep, siren, hum, white_noise_burst, click_train, rising_chirp, knock, whistle, rain, bell).")]
+MaxEvents = Annotated[int, typer.Option("--max-events", min=1, max=5, help="Most events per scene.")]
+MinEvents = Annotated[int, typer.Option("--min-events", min=1, max=5, help="Fewest events per scene.")]
+SynthMasks = Annotated[bool, typer.Option("--masks/--no-masks", help="Write ground-truth masks.")]
+
+# -- fad ---------------------------------------------------------------------------------
+SetA = Annotated[str, typer.Argument(help="First set: folder, manifest CSV or NAME:ROOT.")]
+SetB = Annotated[str, typer.Argument(help="Second set.")]

@@ -1,0 +1,100 @@
+"""The classify job: zero-shot top-k prompts per clip -> classify.csv."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
+from lmaczs_cli.outputs import write_csv_atomic
+from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.runtime import RunOptions
+
+COLUMNS = ["clip", "rank", "label", "prompt", "similarity", "probability", "status", "error"]
+
+
+@dataclass
+class ClassifyConfig:
+    """A classify run: inputs, candidate prompts, how many to keep per clip."""
+
+    inputs: list[Path]
+    out: Path
+    prompt: list[str] | None = None
+    prompts_file: Path | None = None
+    labels: str | None = None
+    prompt_template: str = DEFAULT_TEMPLATE
+    top_k: int = 5
+    files_from: str | None = None
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass
+class ClassifyResult:
+    """Rows of classify.csv (top-k per clip, or one error row), failures and the table's path."""
+
+    rows: list[dict]
+    failed: int
+    n_inputs: int
+    csv_path: Path
+
+
+def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> ClassifyResult:
+    """Rank the prompts for every clip (its first model window) by zero-shot probability."""
+    from lmaczs_cli.data.loading import window_batches
+    from lmaczs_cli.data.prompts import resolve_prompts
+    from lmaczs_cli.inputs import collect_inputs
+    from lmaczs_cli.models.registry import load_model
+    from lmaczs_cli.runtime import seed_everything
+
+    rep, run = reporter or Reporter(), cfg.run
+    paths = collect_inputs(cfg.inputs, cfg.files_from)
+    prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
+    seed_everything(run.seed)
+    model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
+    text = model.embed_text([p.text for p in prompts]).float()
+    k = min(cfg.top_k, len(prompts))
+    rows: list[dict] = []
+    failed = 0
+    with rep.progress(len(paths), "classify") as advance:
+        for batch in window_batches(paths, model, run.batch_size, run.num_workers):
+            for i, e in enumerate(batch["error"]):
+                if e is not None:
+                    failed += 1
+                    rep.error(f"lmaczs: {e}")
+                    rows.append({"clip": batch["path"][i], "status": "error", "error": e})
+            rows += _top_k(model, batch, text, prompts, k, run.precision)
+            advance(len(batch["error"]))
+    for row in rows:
+        rep.result({c: row.get(c) for c in COLUMNS if row.get(c) is not None})
+    csv_path = cfg.out / "classify.csv"
+    write_csv_atomic(csv_path, rows, COLUMNS)
+    rep.info(f"wrote {csv_path}")
+    if failed:
+        rep.notice(f"lmaczs: {failed} of {len(paths)} inputs failed")
+    return ClassifyResult(rows, failed, len(paths), csv_path)
+
+
+@torch.no_grad()
+def _top_k(model, batch: dict, text: torch.Tensor, prompts, k: int, precision: str) -> list[dict]:
+    from lmaczs_cli.runtime import autocast
+
+    ok = [i for i, e in enumerate(batch["error"]) if e is None]
+    if not ok:
+        return []
+    with autocast(model.device, precision):
+        mag, _ = model.spectrogram(batch["wave"][ok].to(model.device))
+        sims = model.encode(mag).embedding.float() @ text.T
+    probs = torch.softmax(model.logit_scale * sims, dim=-1)
+    top = probs.topk(k, dim=-1)
+    rows = []
+    for row_i, i in enumerate(ok):
+        for r in range(k):
+            j = int(top.indices[row_i, r])
+            rows.append({
+                "clip": batch["path"][i], "rank": r + 1, "label": prompts[j].label,
+                "prompt": prompts[j].text, "similarity": float(sims[row_i, j]),
+                "probability": float(top.values[row_i, r]), "status": "ok",
+            })
+    return rows

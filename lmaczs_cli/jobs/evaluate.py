@@ -1,0 +1,319 @@
+"""The evaluate job (docs/method.md): clips x conditions x methods -> samples.csv, summary.csv.
+
+Every summary number is a function of the per-sample rows: ``samples.csv``
+keeps the raw probabilities behind each metric (P[c], P_in[c], P_out[c],
+argmaxes, mask statistics), and ``summary.csv`` is ``metrics.summarise`` of them.
+Under torchrun each rank evaluates every W-th clip and rank 0 merges the parts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
+from lmaczs_cli.data.registry import DataSelection
+from lmaczs_cli.outputs import read_csv, write_csv_atomic
+from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.runtime import RunOptions
+
+METRICS = ["AI", "AD", "AG", "FF", "FidIn", "SPS", "COMP", "MM", "accuracy"]
+GT_METRICS = ["EPG", "precision", "recall"]
+SAMPLE_COLUMNS = [
+    "clip", "label", "condition", "method", "pred", "pred_label", "correct", "P_c", "P_in_c",
+    "P_out_c", "argmax_in", "argmax_out", "similarity", "MM", "SPS", "COMP", "AI", "AD", "AG", "FF",
+    "FidIn", "accuracy", "EPG", "precision", "recall", "status", "error",
+]
+SUMMARY_COLUMNS = ["method", "condition", "metric", "mean", "ci_low", "ci_high", "n"]
+
+
+@dataclass
+class EvalConfig:
+    """An evaluation: which clips, which methods and conditions, where to write."""
+
+    data: DataSelection
+    out: Path
+    methods: list[str] = field(default_factory=lambda: ["lmaczs"])
+    conditions: list[str] = field(default_factory=lambda: ["clean"])
+    prompt_template: str = DEFAULT_TEMPLATE
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resume: bool = False
+    plots: bool = False
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass
+class EvalResult:
+    """Sample rows, the summary (mean and 95% CI per method x condition x metric), failures."""
+
+    rows: list[dict]
+    summary: list[dict]
+    failed: int
+    seconds: float
+    out: Path
+
+
+def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResult | None:
+    """Run the evaluation; None on torchrun ranks other than 0 (rank 0 returns the merged result)."""
+    from lmaczs_cli.data.contamination import parse_condition
+    from lmaczs_cli.data.prompts import check_template, label_prompts
+    from lmaczs_cli.data.registry import select_items
+    from lmaczs_cli.explainers import create_explainer
+    from lmaczs_cli.models.registry import load_model
+    from lmaczs_cli.runtime import resolve_device, seed_everything
+
+    rep, run = reporter or Reporter(), cfg.run
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    conditions = [parse_condition(c) for c in cfg.conditions]
+    check_template(cfg.prompt_template)
+    sel = select_items(cfg.data)
+    if sel.missing:
+        rep.info(f"lmaczs: {len(sel.missing)} files listed in the metadata are missing (skipped)")
+    dev = resolve_device(run.device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    seed_everything(run.seed)
+    model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, dev, run.seed)
+    prompts = label_prompts(sel.labels, cfg.prompt_template)
+    explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
+    ev = _Evaluator(model, explainers, model.embed_text(prompts).float(), sel.labels, run.precision,
+                    cfg.plots)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    part = cfg.out / ("samples.csv" if world == 1 else f"samples.rank{rank}.csv")
+    rows = read_csv(part) if cfg.resume else []
+    t0 = time.perf_counter()
+    mine = [(i, it) for i, it in enumerate(sel.items) if i % world == rank]
+    failed = _evaluate_all(ev, mine, sel.items, conditions, rows, part, cfg, rep)
+    if world > 1:
+        rows = _gather_parts(cfg.out, world, rank)
+        if rows is None:
+            return None
+    return _finish(cfg, rows, ev.scatter, failed, time.perf_counter() - t0, rep)
+
+
+def _evaluate_all(ev: _Evaluator, mine: list[tuple[int, Any]], items: list, conditions: list,
+                  rows: list[dict], part: Path, cfg: EvalConfig, rep: Reporter) -> int:
+    """Every (clip, condition) of this rank; rows are appended (and written after each batch)."""
+    from torch.utils.data import DataLoader
+
+    from lmaczs_cli.data.loading import ClipDataset, collate_clips
+
+    model, run = ev.model, cfg.run
+    done = {(r["clip"], r["condition"], r["method"]) for r in rows}
+    mk = dict(sample_rate=model.sample_rate, window_samples=model.window_samples, crop="start",
+              fit=model.fit_window)
+    ds = ClipDataset([it for _, it in mine], **mk)
+    mixer = _Mixer(ClipDataset(items, **mk), items, model, run.seed)
+    failed = 0
+    with rep.progress(len(mine) * len(conditions), "evaluate") as advance:
+        for cond in conditions:
+            loader = DataLoader(ds, batch_size=run.batch_size, num_workers=run.num_workers,
+                                collate_fn=collate_clips)
+            for b0, batch in enumerate(loader):
+                idx = [mine[b0 * run.batch_size + j][0] for j in range(len(batch["path"]))]
+                good = []
+                for j, e in enumerate(batch["error"]):
+                    if e is not None:
+                        failed += 1
+                        rep.error(f"lmaczs: {e}")
+                        rows.append({"clip": batch["path"][j], "condition": str(cond), "status": "error",
+                                     "error": e})
+                    elif not all((batch["path"][j], str(cond), m) in done for m in ev.explainers):
+                        good.append(j)
+                if good:
+                    wave = torch.stack([mixer.apply(cond, batch["wave"][j], idx[j]) for j in good])
+                    new = ev.batch(wave.to(model.device), [batch["path"][j] for j in good],
+                                   [batch["label"][j] for j in good], str(cond),
+                                   [items[idx[j]] for j in good], done)
+                    rows.extend(new)
+                    for r in new:
+                        rep.result({k: v for k, v in r.items() if v is not None})
+                write_csv_atomic(part, rows, SAMPLE_COLUMNS)
+                advance(len(batch["path"]))
+    write_csv_atomic(part, rows, SAMPLE_COLUMNS)
+    return failed
+
+
+class _Mixer:
+    """Applies a condition to a clip, fetching the partner clip (another one of the set, or speech)."""
+
+    def __init__(self, full_ds, items: list, model, seed: int) -> None:
+        self.full_ds, self.items, self.model, self.seed = full_ds, items, model, seed
+        self._speech: dict[str, list] = {}
+
+    def apply(self, cond, wave: torch.Tensor, index: int) -> torch.Tensor:
+        from lmaczs_cli.audio import load_audio
+        from lmaczs_cli.data.contamination import noise_generator, pick_file, pick_partner
+
+        other = None
+        if cond.kind == "esc50-mix":
+            other = self.full_ds[pick_partner(index, [it.label for it in self.items], self.seed)]["wave"]
+        elif cond.kind == "speech":
+            files = self._speech.setdefault(str(cond), cond.speech_files())
+            f = files[pick_file(index, len(files), self.seed)]
+            other = self.model.fit_window(load_audio(f, self.model.sample_rate).wave).wave
+        return cond.apply(wave, other=other, generator=noise_generator(index, self.seed))
+
+
+class _Evaluator:
+    """Metrics of every method for batches of (possibly contaminated) clips."""
+
+    def __init__(self, model, explainers: dict, text: torch.Tensor, labels: list[str], precision: str,
+                 plots: bool) -> None:
+        self.model, self.explainers, self.text, self.labels = model, explainers, text, labels
+        self.precision, self.plots = precision, plots
+        self.label_idx = {lab: i for i, lab in enumerate(labels)}
+        self.scatter: list[dict] = []
+
+    def _ac(self):
+        from lmaczs_cli.runtime import autocast
+
+        return autocast(self.model.device, self.precision)
+
+    @torch.no_grad()
+    def probs(self, mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero-shot probabilities and similarities [B, C] of magnitudes."""
+        with self._ac():
+            emb = self.model.encode(mag).embedding.float()
+        sims = emb @ self.text.T
+        return torch.softmax(self.model.logit_scale * sims, dim=-1), sims
+
+    def batch(self, wave: torch.Tensor, paths: list[str], labels: list, cond: str, items: list,
+              done: set) -> list[dict]:
+        """Rows for every method and clip of the batch not yet in ``done``."""
+        with torch.no_grad(), self._ac():
+            mag, _ = self.model.spectrogram(wave)
+            enc = self.model.encode(mag)
+        sims = enc.embedding.float() @ self.text.T
+        p = torch.softmax(self.model.logit_scale * sims, dim=-1)
+        rows = []
+        for name, ex in self.explainers.items():
+            keep = [i for i in range(len(paths)) if (paths[i], cond, name) not in done]
+            if keep:
+                rows += self._method_rows(name, ex, keep, mag, enc, p, sims, paths, labels, cond, items)
+        return rows
+
+    def _method_rows(self, name, ex, keep, mag, enc, p, sims, paths, labels, cond, items) -> list[dict]:
+        from lmaczs_cli import metrics as M
+
+        c = p.argmax(-1)
+        k = torch.tensor(keep, device=mag.device)
+        enc_k = type(enc)(enc.embedding[k], [h[k] for h in enc.hidden])
+        with self._ac():
+            m = ex.masks(self.model, mag[k], self.text[c[k]], encoded=enc_k)
+        p_in, _ = self.probs(m * mag[k])
+        p_out, _ = self.probs((1 - m) * mag[k])
+        f = M.faithfulness(p[k].double(), p_in.double(), p_out.double(), c[k])
+        sps, comp, mm = M.sparseness(m), M.complexity(m), M.mask_mean(m)
+        gt = _ground_truth([items[i] for i in keep], self.labels, c[k], m, mag[k])
+        rows = []
+        for r, i in enumerate(keep):
+            ci, lab = int(c[i]), self.label_idx.get(labels[i])
+            row = {
+                "clip": paths[i], "label": labels[i] if lab is not None else None, "condition": cond,
+                "method": name, "pred": ci, "pred_label": self.labels[ci],
+                "correct": None if lab is None else int(ci == lab), "P_c": float(p[i, ci]),
+                "P_in_c": float(p_in[r, ci]), "P_out_c": float(p_out[r, ci]),
+                "argmax_in": int(p_in[r].argmax()), "argmax_out": int(p_out[r].argmax()),
+                "similarity": float(sims[i, ci]), "MM": float(mm[r]), "SPS": float(sps[r]),
+                "COMP": float(comp[r]), "status": "ok", "error": None,
+                **{key: float(v[r]) for key, v in f.items()}, **(gt[r] if gt else {}),
+            }
+            row["accuracy"] = row["correct"]
+            rows.append(row)
+        if self.plots:
+            self.scatter += _scatter_points(self, ex, name, mag[k], enc_k, sims[k], cond)
+        return rows
+
+
+def _ground_truth(items: list, labels: list[str], c, masks, mag) -> list[dict] | None:
+    """Localisation against ground truth (synthetic world): EPG, precision, recall of the predicted class."""
+    from lmaczs_cli import metrics as M
+
+    gts = [it.meta.get("gt_masks") for it in items]
+    if not any(gts):
+        return None
+    out = []
+    for r, path in enumerate(gts):
+        g = _gt_mask(path, labels[int(c[r])], tuple(masks.shape[1:]))
+        if g is None:  # no mask, class absent from the scene, or made for another model's grid
+            out.append({})
+            continue
+        g = g.to(masks.device)
+        epg = M.energy_pointing_game(masks[r : r + 1], mag[r : r + 1], g[None])
+        pr = M.mask_precision_recall(masks[r : r + 1], g[None], energy=mag[r : r + 1], threshold=None)
+        out.append({"EPG": float(epg[0]), "precision": float(pr["precision"][0]),
+                    "recall": float(pr["recall"][0])})
+    return out
+
+
+def _gt_mask(path: str | None, label: str, shape: tuple) -> torch.Tensor | None:
+    if not path:
+        return None
+    with np.load(path) as z:
+        if label not in z.files:
+            return None
+        g = torch.from_numpy(z[label]).bool()
+    return g if tuple(g.shape) == shape else None
+
+
+def _scatter_points(ev: _Evaluator, ex, name: str, mag, enc, sims, cond: str, n_other: int = 4) -> list[dict]:
+    """Mask mean vs similarity for the top prompt and a few others per clip (paper Fig. 5)."""
+    g = torch.Generator().manual_seed(0)
+    pts = []
+    for j in range(mag.shape[0]):
+        others = torch.randperm(ev.text.shape[0], generator=g)[:n_other].tolist()
+        cand = list(dict.fromkeys([int(sims[j].argmax())] + others))
+        idx = torch.tensor([j] * len(cand), device=mag.device)
+        enc_j = type(enc)(enc.embedding[idx], [h[idx] for h in enc.hidden])
+        with ev._ac():
+            m = ex.masks(ev.model, mag[idx], ev.text[cand], encoded=enc_j)
+        pts += [{"method": name, "condition": cond, "similarity": float(sims[j, pi]),
+                 "mask_mean": float(m[q].mean())} for q, pi in enumerate(cand)]
+    return pts
+
+
+def _gather_parts(out: Path, world: int, rank: int) -> list[dict] | None:
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    dist.barrier()
+    if rank != 0:
+        return None
+    rows: list[dict] = []
+    for r in range(world):
+        rows.extend(read_csv(out / f"samples.rank{r}.csv"))
+    write_csv_atomic(out / "samples.csv", rows, SAMPLE_COLUMNS)
+    return rows
+
+
+def summary_rows(rows: list[dict]) -> list[dict]:
+    """``summary.csv`` rows (mean and bootstrap 95% CI per method x condition x metric)."""
+    from lmaczs_cli.metrics import summarise
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    keys = METRICS + [m for m in GT_METRICS if any(r.get(m) not in (None, "") for r in ok)]
+    return summarise(ok, keys, ["method", "condition"])
+
+
+def _finish(cfg: EvalConfig, rows: list[dict], scatter: list[dict], failed: int, seconds: float,
+            rep: Reporter) -> EvalResult:
+    summary = summary_rows(rows)
+    write_csv_atomic(cfg.out / "summary.csv", summary, SUMMARY_COLUMNS)
+    if scatter:
+        write_csv_atomic(cfg.out / "mask_vs_similarity.csv", scatter,
+                         ["method", "condition", "similarity", "mask_mean"])
+        from lmaczs_cli.render import render_scatter
+
+        render_scatter(cfg.out / "mask_vs_similarity.png", scatter)
+    n = sum(1 for r in rows if r.get("status") == "ok")
+    rep.info(f"lmaczs: {n} sample rows in {seconds:.1f} s -> {cfg.out / 'samples.csv'}, "
+             f"{cfg.out / 'summary.csv'}")
+    return EvalResult(rows, summary, failed, seconds, cfg.out)

@@ -1,0 +1,272 @@
+"""The sanity-check job (docs/method.md): cascading model randomisation and prompt sensitivity.
+
+Cascading randomisation (Adebayo et al. 2018): the audio encoder's blocks are
+re-initialised from the top (output side) down, one more per step; at each
+step every method explains the same clips and prompts again, and SSIM against
+the unrandomised explanation is recorded. ``independent`` mode randomises one
+block at a time instead. The model's weights are restored from a copy after
+every step, so nothing randomised survives the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
+from lmaczs_cli.data.registry import DataSelection
+from lmaczs_cli.errors import UsageError
+from lmaczs_cli.models.base import ZeroShotModel
+from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.runtime import RunOptions
+
+
+def reinitialise(module: nn.Module, seed: int) -> None:
+    """Give ``module`` fresh random weights (seeded): ``reset_parameters`` where a layer has it,
+    N(0, 0.02) for any parameter no layer resets (e.g. attention position tables)."""
+    torch.manual_seed(seed)
+    touched: set[int] = set()
+    with torch.no_grad():
+        for sub in module.modules():
+            reset = getattr(sub, "reset_parameters", None)
+            if callable(reset) and any(True for _ in sub.parameters(recurse=False)):
+                reset()
+                touched.update(id(p) for p in sub.parameters(recurse=False))
+        for p in module.parameters():
+            if id(p) not in touched:
+                p.normal_(0.0, 0.02)
+
+
+@contextlib.contextmanager
+def randomised(model: ZeroShotModel, blocks: list[tuple[str, nn.Module]], seed: int) -> Iterator[None]:
+    """Randomise ``blocks`` of ``model`` inside the context; restore the exact weights after."""
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    try:
+        for i, (_, blk) in enumerate(blocks):
+            reinitialise(blk, seed + i)
+        model.clear_text_cache()
+        yield
+    finally:
+        model.load_state_dict(saved)
+        model.clear_text_cache()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One randomisation step: ``index`` 0 is the intact model."""
+
+    index: int
+    label: str
+    blocks: tuple[str, ...]
+
+
+def randomisation_steps(names: list[str], mode: str = "cascading") -> list[Step]:
+    """Steps over block ``names`` (input side first): cascading from the top, or independent."""
+    if mode not in ("cascading", "independent"):
+        raise ValueError(f"mode must be cascading or independent, got {mode!r}")
+    steps = [Step(0, "none", ())]
+    top_down = list(reversed(names))
+    for k, name in enumerate(top_down, start=1):
+        chosen = tuple(top_down[:k]) if mode == "cascading" else (name,)
+        steps.append(Step(k, name, chosen))
+    return steps
+
+
+def explain_batch(model: ZeroShotModel, explainer, mag: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Masks [B, F, T] for paired clips and prompts, with hidden maps from the current weights."""
+    with torch.no_grad():
+        enc = model.encode(mag)
+    return explainer.masks(model, mag, text, encoded=enc)
+
+
+@dataclass
+class SanityConfig:
+    """A sanity-check run: which clips and methods, how to randomise, where to write."""
+
+    data: DataSelection
+    out: Path
+    methods: list[str] = field(default_factory=lambda: ["lmaczs"])
+    mode: str = "cascading"
+    granularity: str = "stage"
+    wrong_prompts: int = 3
+    prompt_template: str = DEFAULT_TEMPLATE
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+#: a method passes the randomisation test when its maps' SSIM after the last step is at most this
+PASS_SSIM = 0.25
+
+
+def _blocks(model: ZeroShotModel, granularity: str) -> list[tuple[str, nn.Module]]:
+    try:
+        return model.randomisable_blocks(granularity=granularity)  # type: ignore[call-arg]
+    except TypeError:
+        return model.randomisable_blocks()
+
+
+def _all_masks(model, explainer, mag, text, batch_size) -> torch.Tensor:
+    return torch.cat([
+        explain_batch(model, explainer, mag[s : s + batch_size], text[s : s + batch_size])
+        for s in range(0, mag.shape[0], batch_size)
+    ])
+
+
+@dataclass
+class _Clips:
+    """The checked clips: names, magnitudes [N, F, T], similarities [N, C] and predictions [N]."""
+
+    names: list[str]
+    mag: torch.Tensor
+    sims: torch.Tensor
+    pred: torch.Tensor
+
+
+def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
+    """Run both checks, write ssim.csv, prompt_sensitivity.csv, summary.json and plots; return the summary."""
+    from lmaczs_cli.data.prompts import check_template, label_prompts
+    from lmaczs_cli.data.registry import select_items
+    from lmaczs_cli.explainers import create_explainer
+    from lmaczs_cli.models.registry import load_model
+    from lmaczs_cli.outputs import write_text_atomic
+
+    rep, run = reporter or Reporter(), cfg.run
+    if cfg.mode not in ("cascading", "independent"):
+        raise UsageError(f"--mode {cfg.mode!r}: expected cascading or independent")
+    check_template(cfg.prompt_template)
+    sel = select_items(cfg.data)
+    model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
+    text = model.embed_text(label_prompts(sel.labels, cfg.prompt_template)).float()
+    explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
+    clips = _load_clips(model, sel.items, text, run, rep)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    ssim_summary, base = _randomisation(model, explainers, clips, text, cfg, rep)
+    sens_rows = _prompt_sensitivity(model, explainers, clips, text, sel.labels, base, cfg)
+    summary = _summary(ssim_summary, sens_rows, list(explainers))
+    write_text_atomic(cfg.out / "summary.json", json.dumps(summary, indent=2))
+    for row in summary["methods"]:
+        rep.result(row)
+    return summary
+
+
+def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunOptions,
+                rep: Reporter) -> _Clips:
+    """First windows of the usable clips, in batches; unusable ones are reported and skipped."""
+    from torch.utils.data import DataLoader
+
+    from lmaczs_cli.data.loading import ClipDataset, collate_clips
+
+    ds = ClipDataset(items, model.sample_rate, model.window_samples, crop="start", fit=model.fit_window)
+    names, mags, embs = [], [], []
+    for batch in DataLoader(ds, batch_size=run.batch_size, num_workers=run.num_workers,
+                            collate_fn=collate_clips):
+        good = [i for i, e in enumerate(batch["error"]) if e is None]
+        for e in batch["error"]:
+            if e is not None:
+                rep.error(f"lmaczs: {e}")
+        if good:
+            with torch.no_grad():
+                mag, _ = model.spectrogram(batch["wave"][good].to(model.device))
+                embs.append(model.encode(mag).embedding.float())
+            mags.append(mag)
+            names += [batch["path"][i] for i in good]
+    if not names:
+        raise UsageError("no usable clips to check")
+    sims = torch.cat(embs) @ text.T
+    return _Clips(names, torch.cat(mags), sims, sims.argmax(-1))
+
+
+def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConfig,
+                   rep: Reporter) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """SSIM of every method's maps to its intact maps at each randomisation step (ssim.csv, ssim.png)."""
+    from lmaczs_cli import metrics as M
+    from lmaczs_cli.outputs import write_csv_atomic
+    from lmaczs_cli.render import render_ssim
+
+    blocks = _blocks(model, cfg.granularity)
+    by_name = dict(blocks)
+    steps = randomisation_steps([n for n, _ in blocks], cfg.mode)
+    rows: list[dict] = []
+    base: dict[str, torch.Tensor] = {}
+    with rep.progress(len(steps) * len(explainers), "sanity-check") as advance:
+        for step in steps:
+            chosen = [(n, by_name[n]) for n in step.blocks]
+            with randomised(model, chosen, cfg.run.seed + 1000 * step.index):
+                for name, ex in explainers.items():
+                    masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
+                    base.setdefault(name, masks)
+                    s = M.ssim(base[name], masks)
+                    rows += [{"method": name, "step": step.index, "block": step.label, "clip": clip,
+                              "ssim": float(s[j])} for j, clip in enumerate(clips.names)]
+                    advance(1)
+    summary = M.summarise(rows, ["ssim"], ["method", "step", "block"])
+    write_csv_atomic(cfg.out / "ssim.csv", summary,
+                     ["method", "step", "block", "metric", "mean", "ci_low", "ci_high", "n"])
+    write_csv_atomic(cfg.out / "ssim_samples.csv", rows, ["method", "step", "block", "clip", "ssim"])
+    render_ssim(cfg.out / "ssim.png", summary, cfg.mode)
+    return summary, base
+
+
+def _prompt_sensitivity(model, explainers: dict, clips: _Clips, text, labels: list[str],
+                        base: dict[str, torch.Tensor], cfg: SanityConfig) -> list[dict]:
+    """Maps for unrelated prompts vs the predicted prompt's (prompt_sensitivity.csv, scatter plot)."""
+    import numpy as np
+
+    from lmaczs_cli import metrics as M
+    from lmaczs_cli.outputs import write_csv_atomic
+    from lmaczs_cli.render import render_scatter
+
+    rng = np.random.default_rng(cfg.run.seed)
+    c, sims = clips.pred, clips.sims
+    n_wrong = min(cfg.wrong_prompts, len(labels) - 1)
+    wrong = [rng.choice([k for k in range(len(labels)) if k != int(c[j])], n_wrong, replace=False)
+             for j in range(len(clips.names))]
+    rows = []
+    for name, ex in explainers.items():
+        for w in range(n_wrong):
+            idx = torch.tensor([int(wrong[j][w]) for j in range(len(clips.names))], device=clips.mag.device)
+            masks = _all_masks(model, ex, clips.mag, text[idx], cfg.run.batch_size)
+            s = M.ssim(base[name], masks)
+            rows += [_sens_row(name, clip, labels, int(idx[j]), int(c[j]), sims[j], masks[j], float(s[j]))
+                     for j, clip in enumerate(clips.names)]
+        rows += [_sens_row(name, clip, labels, int(c[j]), int(c[j]), sims[j], base[name][j], 1.0)
+                 for j, clip in enumerate(clips.names)]
+    write_csv_atomic(cfg.out / "prompt_sensitivity.csv", rows,
+                     ["method", "clip", "prompt", "true_prompt", "is_true", "similarity", "mask_mean",
+                      "ssim_to_true"])
+    render_scatter(cfg.out / "mask_vs_similarity.png", [
+        {"method": r["method"], "condition": "clean", "similarity": r["similarity"],
+         "mask_mean": r["mask_mean"]} for r in rows])
+    return rows
+
+
+def _sens_row(method: str, clip: str, labels: list[str], prompt: int, true: int, sims, mask,
+              ssim: float) -> dict:
+    return {"method": method, "clip": clip, "prompt": labels[prompt], "true_prompt": labels[true],
+            "is_true": int(prompt == true), "similarity": float(sims[prompt]),
+            "mask_mean": float(mask.mean()), "ssim_to_true": ssim}
+
+
+def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]) -> dict:
+    import numpy as np
+
+    out = []
+    for m in methods:
+        curve = [(int(r["step"]), float(r["mean"])) for r in ssim_summary if r["method"] == m]
+        wrong = [r["ssim_to_true"] for r in sens_rows if r["method"] == m and not r["is_true"]]
+        s = np.array([r["similarity"] for r in sens_rows if r["method"] == m])
+        mm = np.array([r["mask_mean"] for r in sens_rows if r["method"] == m])
+        corr = float(np.corrcoef(s, mm)[0, 1]) if s.std() > 0 and mm.std() > 0 else float("nan")
+        values = [v for _, v in sorted(curve)]
+        out.append({"method": m, "ssim_curve": values,
+                    "ssim_true_vs_wrong_prompt": float(np.mean(wrong)) if wrong else float("nan"),
+                    "corr_mask_mean_similarity": corr,
+                    "passed": bool(len(values) > 1 and values[-1] <= PASS_SSIM)})
+    return {"methods": out, "pass_ssim": PASS_SSIM}
