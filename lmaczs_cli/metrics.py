@@ -1,4 +1,4 @@
-"""Evaluation metrics for LMAC-ZS explanations (METHOD.md §4, §7, §8), pure torch/numpy.
+"""Evaluation metrics for LMAC-ZS explanations (docs/method.md §4, §7, §8), pure torch/numpy.
 
 Everything here is per sample (a value per row of a batch) so that every number in a
 summary can be recomputed from per-sample rows; :func:`summarise` does that aggregation.
@@ -8,7 +8,7 @@ Faithfulness (§4), from probability vectors the caller computed:
 - ``P``     original class probabilities, ``P_in`` those of ``InputTf(M * X)``,
   ``P_out`` those of ``InputTf((1 - M) * X)``; ``c`` the explained class.
 
-Conventions chosen where METHOD.md leaves a value undefined (no NaN is ever produced):
+Conventions chosen where the paper leaves a value undefined (no NaN is ever produced):
 
 - AD with ``P[c] = 0``: 0 (nothing can be dropped from zero).
 - AG with ``P[c] = 1``: 0 (no gain is possible above one).
@@ -31,7 +31,7 @@ SpeechBrain's L-MAC recipe (``recipes/ESC50/interpret/interpreter_brain.py`` and
     SPS/COMP = quantus.Sparseness/Complexity(return_aggregate=True, abs=True)(...) per batch,
                skipping a batch whose maps sum to zero ("all zeros saliency map")
 
-This module follows METHOD.md instead: AD is computed on the probabilities once (no second
+This module follows docs/method.md instead: AD is computed on the probabilities once (no second
 softmax), the ``eps`` in the denominators is replaced by the explicit edge cases above, and
 SPS/COMP are per sample (Quantus' default ``normalise_by_max`` normalises over *all* axes of
 the array it is given, batch included, so in a batched Quantus call one sample's score depends
@@ -72,7 +72,7 @@ __all__ = [
 def faithfulness(
     p: torch.Tensor, p_in: torch.Tensor, p_out: torch.Tensor, c: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Per-sample AI, AD, AG, FF, FidIn (METHOD.md §4) from probability vectors.
+    """Per-sample AI, AD, AG, FF, FidIn (docs/method.md §4) from probability vectors.
 
     ``p``, ``p_in``, ``p_out``: [B, C] probabilities of the original, masked-in and masked-out
     inputs; ``c``: [B] class index explained (normally ``argmax p``). Returns a dict of [B]

@@ -1,4 +1,4 @@
-"""Out-of-domain contamination (METHOD.md section 6) against hand-computed values; condition parsing."""
+"""Out-of-domain contamination (docs/method.md §6) against hand-computed values; condition parsing."""
 
 from __future__ import annotations
 

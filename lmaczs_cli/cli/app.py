@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-from lmaczs_cli import __version__
+from lmaczs_cli.cli import options as o
 
 app = typer.Typer(
     name="lmaczs",
@@ -15,7 +15,7 @@ app = typer.Typer(
         "Example: lmaczs explain clip.wav --prompt 'dog barking'"
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
@@ -34,18 +34,8 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"lmaczs {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
+def _root(version: o.Version = False) -> None:
     """Explain zero-shot audio classifiers with listenable maps (LMAC-ZS)."""
 
 

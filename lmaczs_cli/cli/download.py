@@ -5,13 +5,11 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
+from lmaczs_cli.cli import options as o
 from lmaczs_cli.cli.common import err, handle_errors
-from lmaczs_cli.cli.options import Debug as DebugOpt
-from lmaczs_cli.cli.options import Quiet as QuietOpt
 
 DEFAULT_NAME = "630k-audioset-best.pt"
 
@@ -21,13 +19,8 @@ download_app = typer.Typer(
         "Nothing else in lmaczs uses the network."
     ),
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
-
-
-def _names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.download import CLAP_CHECKPOINTS
-
-    return [n for n in CLAP_CHECKPOINTS if n.startswith(incomplete)]
 
 
 class _Progress:
@@ -71,27 +64,13 @@ def _fetch(url: str, dest: Path, size: int | None, sha256: str | None, force: bo
 @download_app.command("clap")
 @handle_errors()
 def clap(
-    name: Annotated[
-        str,
-        typer.Argument(
-            help="Checkpoint file name (see --list); saved under this name.",
-            autocompletion=_names,
-        ),
-    ] = DEFAULT_NAME,
-    url: Annotated[
-        str | None, typer.Option("--url", help="Download from this URL instead of the known one.")
-    ] = None,
-    sha256: Annotated[
-        str | None, typer.Option("--sha256", help="Expected SHA-256 of the file (hex).")
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Download again even if the file is present.")
-    ] = False,
-    list_: Annotated[
-        bool, typer.Option("--list", help="List the known checkpoints and exit.")
-    ] = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    name: o.CheckpointName = DEFAULT_NAME,
+    url: o.Url = None,
+    sha256: o.Sha256 = None,
+    force: o.Force = False,
+    list_: o.ListCheckpoints = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> None:
     """Download a LAION-CLAP checkpoint (non-fusion). Prints the saved path.
 
@@ -111,13 +90,7 @@ def clap(
 
 @download_app.command("tokenizer")
 @handle_errors()
-def tokenizer(
-    force: Annotated[
-        bool, typer.Option("--force", help="Download again even if the files are present.")
-    ] = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+def tokenizer(force: o.Force = False, quiet: o.Quiet = False, debug: o.Debug = False) -> None:
     """Download roberta-base's vocab.json and merges.txt (LAION-CLAP's text tokenizer).
 
     Prints the folder, usable as --tokenizer-dir (lmaczs also finds it by itself).

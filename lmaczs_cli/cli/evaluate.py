@@ -39,6 +39,7 @@ def evaluate(
     esc10: o.Esc10 = False,
     split: o.Split = None,
     max_samples: o.MaxSamples = None,
+    labels: o.EvalLabels = None,
     prompt_template: o.PromptTemplate = DEFAULT_TEMPLATE,
     decoder: o.Decoder = None,
     mask_domain: o.MaskDomain = None,
@@ -56,7 +57,7 @@ def evaluate(
 
     cfg = EvalConfig(
         data=DataSelection(dataset, data_root, parse_folds(folds), esc10, split, max_samples,
-                           shared.run.seed),
+                           shared.run.seed, labels),
         out=out, methods=list(dict.fromkeys(method or ["lmaczs"])),
         conditions=list(dict.fromkeys(condition or ["clean"])), prompt_template=prompt_template,
         method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise),

@@ -13,8 +13,19 @@ from typing import Annotated
 
 import typer
 
-from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.runtime import DEFAULT_MODEL
+
+
+def _version(value: bool) -> None:
+    if value:
+        from lmaczs_cli import __version__
+
+        typer.echo(f"lmaczs {__version__}")
+        raise typer.Exit()
+
+
+Version = Annotated[bool, typer.Option(
+    "--version", callback=_version, is_eager=True, help="Print the version and exit.")]
 
 # -- shared by every model-running command (added by `command`) -----------------------------
 Clap = Annotated[str, typer.Option(
@@ -73,8 +84,7 @@ PromptsFile = Annotated[Path | None, typer.Option("--prompts-file", help="File w
 Labels = Annotated[str | None, typer.Option(
     "--labels", help="Label set esc50, esc10, us8k, synth or FILE (one label per line).")]
 PromptTemplate = Annotated[str, typer.Option(
-    "--prompt-template", help=f"Template turning a label into a prompt; must contain {{label}} "
-    f"(default {DEFAULT_TEMPLATE!r}).")]
+    "--prompt-template", help="Template turning a label into a prompt; must contain {label}.")]
 TopK = Annotated[int | None, typer.Option(
     "--top-k", "-k", min=1, help="Explain the K prompts the model ranks highest per clip.")]
 ClassifyTopK = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Labels per clip.")]
@@ -125,6 +135,8 @@ Data = Annotated[list[str] | None, typer.Option(
     "--data", help="clotho, audiocaps, manifest, synth, esc50 or us8k (repeatable: mix).")]
 DataRoots = Annotated[list[str] | None, typer.Option(
     "--data-root", help="Root of each --data set, in order (manifest: the CSV).")]
+EvalLabels = Annotated[str | None, typer.Option(
+    "--labels", help="Candidate classes: esc50, esc10, us8k, synth or FILE (default: the data set's own).")]
 TrainLabels = Annotated[str | None, typer.Option(
     "--labels",
     help="Label set (esc50, esc10, us8k, synth or a file) whose prompts join every batch's prompts.")]
@@ -176,3 +188,20 @@ SynthMasks = Annotated[bool, typer.Option("--masks/--no-masks", help="Write grou
 # -- fad ---------------------------------------------------------------------------------
 SetA = Annotated[str, typer.Argument(help="First set: folder, manifest CSV or NAME:ROOT.")]
 SetB = Annotated[str, typer.Argument(help="Second set.")]
+
+# -- download ----------------------------------------------------------------------------
+
+
+def _checkpoint_names(incomplete: str = "") -> list[str]:
+    from lmaczs_cli.download import CLAP_CHECKPOINTS
+
+    return [n for n in CLAP_CHECKPOINTS if n.startswith(incomplete)]
+
+
+CheckpointName = Annotated[str, typer.Argument(
+    help="Checkpoint file name (see --list); saved under this name.", autocompletion=_checkpoint_names)]
+
+Url = Annotated[str | None, typer.Option("--url", help="Download from this URL instead of the known one.")]
+Sha256 = Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 of the file (hex).")]
+Force = Annotated[bool, typer.Option("--force", help="Download again even if the files are present.")]
+ListCheckpoints = Annotated[bool, typer.Option("--list", help="List the known checkpoints and exit.")]

@@ -42,6 +42,7 @@ def sanity_check(
     folds: o.Folds = None,
     esc10: o.Esc10 = False,
     split: o.Split = None,
+    labels: o.EvalLabels = None,
     prompt_template: o.PromptTemplate = DEFAULT_TEMPLATE,
     decoder: o.Decoder = None,
     mask_domain: o.MaskDomain = None,
@@ -57,7 +58,7 @@ def sanity_check(
 
     summary = run_sanity(SanityConfig(
         data=DataSelection(dataset, data_root, parse_folds(folds), esc10, split, max_samples,
-                           shared.run.seed),
+                           shared.run.seed, labels),
         out=out, methods=list(dict.fromkeys(method or ["lmaczs"])), mode=mode, granularity=granularity,
         wrong_prompts=wrong_prompts, prompt_template=prompt_template,
         method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise),

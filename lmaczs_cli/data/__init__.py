@@ -5,7 +5,7 @@
 - ``registry``: ``load_dataset(name, root, ...)`` and ``DATASET_NAMES``;
 - ``labels``: ``--labels esc50|esc10|us8k|FILE`` and prompt templates;
 - ``loading`` (torch): ``ClipDataset`` / ``collate_clips`` for DataLoaders;
-- ``contamination`` (torch): out-of-domain mixtures (METHOD.md section 6);
+- ``contamination`` (torch): out-of-domain mixtures (docs/method.md §6);
 - ``synthetic``: the synthetic sound world with ground-truth masks.
 
 Import the torch modules explicitly (``from lmaczs_cli.data.loading import ClipDataset``).

@@ -1,4 +1,4 @@
-"""Out-of-domain inputs (METHOD.md section 6): clips mixed with another clip, white noise or speech.
+"""Out-of-domain inputs (docs/method.md §6): clips mixed with another clip, white noise or speech.
 
 All functions are pure torch on the last dimension (so [N] or [B, N]) and
 never return NaN: an all-zero input contributes nothing instead of 0/0.

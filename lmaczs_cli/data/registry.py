@@ -135,6 +135,8 @@ class DataSelection:
     split: str | None = None
     max_samples: int | None = None
     seed: int = 0
+    #: the candidate classes (``--labels``: a set name or file); default the data set's own
+    labels: str | None = None
 
 
 @dataclass
@@ -150,7 +152,7 @@ def select_items(sel: DataSelection) -> Selected:
     """Load ``sel.dataset`` and pick its items (a seeded subset of ``max_samples`` when given)."""
     import numpy as np
 
-    from lmaczs_cli.data.prompts import builtin_labels
+    from lmaczs_cli.data.prompts import builtin_labels, load_labels
 
     if sel.data_root is None:
         raise UsageError(f"--dataset {sel.dataset} needs --data-root")
@@ -158,6 +160,8 @@ def select_items(sel: DataSelection) -> Selected:
     items = list(report.items)
     name = "esc10" if sel.esc10 else sel.dataset.strip().lower()
     labels = builtin_labels(name) if name in ("esc50", "esc10", "us8k", "synth") else None
+    if sel.labels is not None:
+        labels = load_labels(sel.labels)
     if labels is None:
         labels = sorted({it.label for it in items if it.label})
     if not labels:

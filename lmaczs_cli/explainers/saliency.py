@@ -1,4 +1,4 @@
-"""Saliency maps -> masks, the same way for every baseline (METHOD.md §5).
+"""Saliency maps -> masks, the same way for every baseline (docs/method.md §5).
 
 A saliency map is resampled to the spectrogram's grid, made non-negative
 (absolute value) and min–max normalised per sample to [0, 1].

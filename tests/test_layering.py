@@ -1,0 +1,110 @@
+"""The shape of the package: nothing outside cli/ imports cli/, options are declared once and shared,
+every model-running command has the shared options, functions stay short."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import click
+import pytest
+import typer
+
+from lmaczs_cli.cli import options as o
+from lmaczs_cli.cli.app import app
+
+PKG = Path(__file__).resolve().parents[1] / "lmaczs_cli"
+MODEL_COMMANDS = ("explain", "baseline", "evaluate", "sanity-check", "train", "classify", "fad")
+
+
+def _modules(where: Path = PKG) -> list[Path]:
+    return sorted(p for p in where.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _imported(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):  # function-level imports included
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_nothing_outside_cli_imports_cli() -> None:
+    offenders = []
+    for path in _modules():
+        rel = path.relative_to(PKG)
+        if rel.parts[0] == "cli" or rel.name == "__main__.py":
+            continue
+        bad = sorted(n for n in _imported(ast.parse(path.read_text())) if n.startswith("lmaczs_cli.cli"))
+        offenders += [f"{rel}: {n}" for n in bad]
+    assert offenders == []
+
+
+def test_the_import_rule_test_catches_an_offender() -> None:  # the check above can fail
+    tree = ast.parse("def f():\n    from lmaczs_cli.cli.common import err\n")
+    assert "lmaczs_cli.cli.common" in _imported(tree)
+
+
+def _option_calls(path: Path) -> list[int]:
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "typer"
+                and node.func.attr in ("Option", "Argument")):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_options_are_declared_only_in_options_py() -> None:
+    elsewhere = {str(p.relative_to(PKG)): _option_calls(p) for p in _modules()
+                 if p.name != "options.py" and _option_calls(p)}
+    assert elsewhere == {}
+
+
+def _command(name: str) -> click.Command:
+    group = typer.main.get_command(app)
+    return group.commands[name]  # type: ignore[attr-defined]
+
+
+def _params(cmd: click.Command) -> dict[str, click.Parameter]:
+    return {p.name: p for p in cmd.params}
+
+
+@pytest.mark.parametrize("name", MODEL_COMMANDS)
+def test_every_model_command_has_the_shared_options(name: str) -> None:
+    params = _params(_command(name))
+    for key, (annotation, _default) in {**o.RUN_OPTIONS, **o.MANNERS}.items():
+        declared = annotation.__metadata__[0]  # the typer.Option inside the Annotated type
+        flags = {d for d in (declared.default, *declared.param_decls) if isinstance(d, str)}
+        assert key in params, f"{name} lacks {sorted(flags)}"
+        assert set(params[key].opts) == flags
+        assert params[key].help == declared.help
+        assert params[key].envvar == declared.envvar
+    assert "out" in params
+
+
+def test_one_default_model_everywhere() -> None:
+    from lmaczs_cli.api import load_model
+    from lmaczs_cli.jobs.train import TrainConfig
+    from lmaczs_cli.runtime import DEFAULT_MODEL, RunOptions
+
+    assert RunOptions().clap == TrainConfig(out="x").clap == DEFAULT_MODEL
+    import inspect
+
+    assert inspect.signature(load_model).parameters["name"].default == DEFAULT_MODEL
+    for name in MODEL_COMMANDS:
+        assert _params(_command(name))["clap"].default == DEFAULT_MODEL
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    long = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 80:
+                    long.append(f"{path.relative_to(PKG)}:{node.lineno} {node.name} ({n} lines)")
+    assert long == []
