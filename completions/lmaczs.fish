@@ -128,6 +128,8 @@ complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l data -r -d 'clotho, audiocaps, manifest, synth, esc50 or us8k (repeatable: mix).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l data-root -r -d 'Root of each --data set, in order (manifest: the CSV).'
+complete -c lmaczs -n '__fish_seen_subcommand_from train' -l folds -r -d 'esc50/us8k: train on these folds only, e.g. 1-4.'
+complete -c lmaczs -n '__fish_seen_subcommand_from train' -l exclude-folds -r -d 'esc50/us8k: leave these folds out (to evaluate on them), e.g. 5.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l prompt-template -r -d 'Template turning a label into a prompt; must contain {label}.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l labels -r -d 'Label set (esc50, esc10, us8k, synth or a file) whose prompts join every batch'\''s prompts.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l steps -r -d 'Length of the run (LR schedule).'

@@ -130,8 +130,25 @@ def write_wav(
     if arr.ndim == 2:
         arr = arr.T
     with atomic_path(path, suffix=".part.wav") as tmp:
-        sf.write(str(tmp), arr, int(sample_rate), subtype=subtype, format="WAV")
+        try:
+            sf.write(str(tmp), arr, int(sample_rate), subtype=subtype, format="WAV")
+        except (sf.LibsndfileError, RuntimeError) as e:  # libsndfile says only "System error."
+            raise _write_error(Path(path), arr.nbytes, e) from None
     return Path(path)
+
+
+def _write_error(path: Path, needed: int, e: Exception) -> OSError:
+    """An ``OSError`` naming ``path``: ENOSPC when the folder has less room than the data needs."""
+    import errno
+    import shutil
+
+    try:
+        full = shutil.disk_usage(path.parent).free < needed + 65536
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, "No space left on device", str(path))
+    return OSError(errno.EIO, f"could not write the WAV ({_short(e)})", str(path))
 
 
 def find_audio_files(root: Path) -> list[Path]:

@@ -27,9 +27,14 @@ FORMAT_VERSION = 1
 
 
 def decoder_payload(
-    decoder: MaskDecoder, spec_id: dict[str, Any], metrics: dict[str, float] | None = None
+    decoder: MaskDecoder, spec_id: dict[str, Any], metrics: dict[str, float] | None = None,
+    training: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint dict for ``decoder`` trained for a model with ``spec_id``."""
+    """The checkpoint dict for ``decoder`` trained for a model with ``spec_id``.
+
+    ``training``: the data it was trained on (``{"data", "root", "folds"}`` per set), so
+    ``evaluate`` can warn when it scores the decoder on clips it has seen.
+    """
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -39,6 +44,7 @@ def decoder_payload(
         "decoder_config": decoder.config.to_dict(),
         "decoder": {k: v.detach().cpu() for k, v in decoder.state_dict().items()},
         "metrics": dict(metrics or {}),
+        "training": [dict(t) for t in training or []],
     }
 
 
@@ -108,4 +114,5 @@ def decoder_from_checkpoint(ckpt: dict[str, Any], model: Any, path: Path | str =
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise UsageError(f"{path}: decoder weights do not fit this model's hidden maps ({first})") from None
+    dec.trained_on = list(ckpt.get("training") or [])  # the data it was trained on ([]: unknown)
     return dec.to(model.device)

@@ -44,6 +44,8 @@ class ClipResult:
     phase: torch.Tensor
     similarities: torch.Tensor  # [P_all] clip-level similarity to every prompt
     pairs: list[PairResult] = field(default_factory=list)
+    #: samples the clip's STFT covers at the model rate (the clip, zero-padded to one FFT if shorter)
+    n_stft: int = 0
 
 
 class ExplainEngine:
@@ -81,8 +83,9 @@ class ExplainEngine:
             idx = list(range(offset, offset + len(clip_windows[ci])))
             offset += len(idx)
             clip_sims = sims_w[idx].mean(0)
-            mag_c, ph_c = model.spectrogram(rec["wave"].to(dev)[None])
-            results.append(ClipResult(rec, mag_c[0], ph_c[0], clip_sims.cpu()))
+            wave = _at_least_one_fft(rec["wave"].to(dev), model.stft_config.n_fft)
+            mag_c, ph_c = model.spectrogram(wave[None])
+            results.append(ClipResult(rec, mag_c[0], ph_c[0], clip_sims.cpu(), n_stft=int(wave.shape[-1])))
             pairs += [(ci, int(p), idx) for p in choose(clip_sims)]
         flat_pairs = [(p, w) for _, p, idx in pairs for w in idx]
         masks_w, msims_w = self._pair_masks(flat_pairs, mag_w, emb_w, hid_w)
@@ -91,8 +94,7 @@ class ExplainEngine:
             m = masks_w[pos : pos + len(idx)]
             ms = msims_w[pos : pos + len(idx)] if msims_w is not None else None
             pos += len(idx)
-            n = int(records[ci]["wave"].shape[-1])
-            mask = stitch_masks(m, clip_windows[ci], n, model.stft_config.hop_length)
+            mask = stitch_masks(m, clip_windows[ci], results[ci].n_stft, model.stft_config.hop_length)
             results[ci].pairs.append(PairResult(
                 p, mask.clamp(0, 1), float(sims_w[idx, p].mean()),
                 float(ms.mean()) if ms is not None else None,
@@ -127,10 +129,16 @@ class ExplainEngine:
         return torch.cat(masks), (torch.cat(msims) if self.score else None)
 
 
+def _at_least_one_fft(wave: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """The clip, zero-padded at the end to ``n_fft`` samples when shorter (a centred STFT needs it)."""
+    n = int(wave.shape[-1])
+    return wave if n >= n_fft else torch.nn.functional.pad(wave, (0, n_fft - n))
+
+
 def resynthesise(model: ZeroShotModel, result: ClipResult, mask: torch.Tensor) -> torch.Tensor:
     """Masked audio at the clip's original rate and length (phase of the original)."""
     rec = result.record
-    n_model = int(rec["wave"].shape[-1])
+    n_model = result.n_stft or int(rec["wave"].shape[-1])
     wave = model.inverse((mask * result.magnitude)[None], result.phase[None], n_model)[0]
     wave = resample(wave, model.sample_rate, int(rec["orig_sample_rate"]))
     n = int(rec["orig_num_samples"])

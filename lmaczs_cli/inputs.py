@@ -4,33 +4,52 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmaczs_cli.audio import find_audio_files
 from lmaczs_cli.errors import UsageError
 
 
-def collect_inputs(paths: Iterable[Path], files_from: str | None = None) -> list[Path]:
+@dataclass(frozen=True)
+class InputProblem:
+    """An input that yields no clip (e.g. a folder with no audio files), reported as a failed input."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Inputs:
+    """The clips to process, in order, and the named inputs that gave none."""
+
+    paths: list[Path]
+    problems: list[InputProblem] = field(default_factory=list)
+
+
+def collect_inputs(paths: Iterable[Path], files_from: str | None = None) -> Inputs:
     """Expand positional paths and ``--files-from FILE|-`` into a de-duplicated list.
 
-    Folders expand to the audio files below them; a listed file that does not
-    exist is kept, so the batch reports it as a failed input and goes on.
+    Folders expand to the audio files below them; a folder holding none is a
+    problem (a failed input). A listed file that does not exist is kept, so the
+    batch reports it as a failed input and goes on. Nothing at all is a usage error.
     """
     out: list[Path] = []
+    problems: list[InputProblem] = []
     for p in paths:
-        out.extend(find_audio_files(p) if p.is_dir() else [p])
+        if p.is_dir():
+            found = find_audio_files(p)
+            out.extend(found)
+            if not found:
+                problems.append(InputProblem(f"{p}", f"{p}: folder holds no audio files"))
+        else:
+            out.append(p)
     if files_from is not None:
         out.extend(_read_list(files_from))
-    seen: set[str] = set()
-    unique = []
-    for p in out:
-        key = str(p)
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    if not unique:
+    unique = list(dict.fromkeys(out))
+    if not unique and not problems:
         raise UsageError("no audio inputs: give files, folders, or --files-from FILE|-")
-    return unique
+    return Inputs(unique, problems)
 
 
 def _read_list(spec: str) -> list[Path]:

@@ -137,6 +137,10 @@ DataRoots = Annotated[list[str] | None, typer.Option(
     "--data-root", help="Root of each --data set, in order (manifest: the CSV).")]
 EvalLabels = Annotated[str | None, typer.Option(
     "--labels", help="Candidate classes: esc50, esc10, us8k, synth or FILE (default: the data set's own).")]
+TrainFolds = Annotated[str | None, typer.Option(
+    "--folds", help="esc50/us8k: train on these folds only, e.g. 1-4.")]
+ExcludeFolds = Annotated[str | None, typer.Option(
+    "--exclude-folds", help="esc50/us8k: leave these folds out (to evaluate on them), e.g. 5.")]
 TrainLabels = Annotated[str | None, typer.Option(
     "--labels",
     help="Label set (esc50, esc10, us8k, synth or a file) whose prompts join every batch's prompts.")]

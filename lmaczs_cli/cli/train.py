@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
 def train(
     data: o.Data = None,
     data_root: o.DataRoots = None,
+    folds: o.TrainFolds = None,
+    exclude_folds: o.ExcludeFolds = None,
     prompt_template: o.PromptTemplate = DEFAULT_TEMPLATE,
     labels: o.TrainLabels = None,
     steps: o.Steps = 2000,
@@ -82,6 +84,7 @@ def train(
     shared: Shared,
 ) -> None:
     from lmaczs_cli.data.prompts import check_template, label_prompts, load_labels
+    from lmaczs_cli.data.registry import parse_folds
     from lmaczs_cli.errors import UsageError
     from lmaczs_cli.jobs.train import TrainConfig
     from lmaczs_cli.jobs.train import train as run_training
@@ -94,7 +97,9 @@ def train(
     cfg = TrainConfig(
         out=str(out), clap=run.clap, clap_ckpt=run.clap_ckpt,
         tokenizer_dir=str(run.tokenizer_dir) if run.tokenizer_dir else None,
-        data=list(data), data_root=list(data_root or []), prompt_template=prompt_template,
+        data=list(data), data_root=list(data_root or []), folds=parse_folds(folds),
+        exclude_folds=parse_folds(exclude_folds, "--exclude-folds"),
+        prompt_template=prompt_template,
         extra_prompts=extra,
         val_fraction=val_fraction, val_size=val_size, synth_scenes=synth_scenes, steps=steps,
         max_steps=max_steps, time_limit=parse_duration(time_limit), val_every=val_every,

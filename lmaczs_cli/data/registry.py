@@ -87,6 +87,8 @@ LOADERS: dict[str, Loader] = {
     "manifest": _manifest,
 }
 DATASET_NAMES: tuple[str, ...] = tuple(LOADERS)
+#: the sets that come in folds, and their fold numbers
+FOLD_SETS: dict[str, range] = {"esc50": range(1, 6), "us8k": range(1, 11)}
 
 
 def load_dataset(
@@ -104,7 +106,7 @@ def load_dataset(
     return loader(Path(root).expanduser(), split, folds, esc10)
 
 
-def parse_folds(text: str | None) -> list[int] | None:
+def parse_folds(text: str | None, option: str = "--folds") -> list[int] | None:
     """``"1,2,5"`` or ``"1-4"`` (or a mix, ``"1-3,5"``) -> sorted folds; None/"" -> None."""
     if text is None or not text.strip():
         return None
@@ -120,7 +122,7 @@ def parse_folds(text: str | None) -> list[int] | None:
             elif part:
                 out.add(int(part))
     except ValueError:
-        raise UsageError(f"--folds {text!r}: expected fold numbers like 1,2,5 or 1-4") from None
+        raise UsageError(f"{option} {text!r}: expected fold numbers like 1,2,5 or 1-4") from None
     return sorted(out)
 
 
@@ -158,6 +160,12 @@ def select_items(sel: DataSelection) -> Selected:
         raise UsageError(f"--dataset {sel.dataset} needs --data-root")
     report = load_dataset(sel.dataset, sel.data_root, split=sel.split, folds=sel.folds, esc10=sel.esc10)
     items = list(report.items)
+    if not items:
+        chosen = [f"--{k} {v}" for k, v in (("folds", _folds_text(sel.folds)), ("split", sel.split)) if v]
+        chosen += ["--esc10"] if sel.esc10 else []
+        how = f" with {' '.join(chosen)}" if chosen else ""
+        raise UsageError(f"--dataset {sel.dataset} --data-root {sel.data_root}: no clips selected{how}"
+                         + (f" ({len(report.missing)} listed clips are missing)" if report.missing else ""))
     name = "esc10" if sel.esc10 else sel.dataset.strip().lower()
     labels = builtin_labels(name) if name in ("esc50", "esc10", "us8k", "synth") else None
     if sel.labels is not None:
@@ -170,3 +178,7 @@ def select_items(sel: DataSelection) -> Selected:
         order = np.random.default_rng(sel.seed).permutation(len(items))[: sel.max_samples]
         items = [items[i] for i in sorted(order)]
     return Selected(items, labels, list(report.missing))
+
+
+def _folds_text(folds: list[int] | None) -> str | None:
+    return None if folds is None else ",".join(str(f) for f in folds)

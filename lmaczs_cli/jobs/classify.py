@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
-from lmaczs_cli.outputs import write_csv_atomic
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
@@ -46,17 +45,23 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     from lmaczs_cli.data.prompts import resolve_prompts
     from lmaczs_cli.inputs import collect_inputs
     from lmaczs_cli.models.registry import load_model
+    from lmaczs_cli.outdir import OutDir, check_out_dir
     from lmaczs_cli.runtime import seed_everything
 
     rep, run = reporter or Reporter(), cfg.run
-    paths = collect_inputs(cfg.inputs, cfg.files_from)
     prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
+    inputs = collect_inputs(cfg.inputs, cfg.files_from)
+    paths = inputs.paths
+    check_out_dir(cfg.out)
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     text = model.embed_text([p.text for p in prompts]).float()
     k = min(cfg.top_k, len(prompts))
     rows: list[dict] = []
-    failed = 0
+    for p in inputs.problems:
+        rep.error(f"lmaczs: {p.reason}")
+        rows.append({"clip": p.path, "status": "error", "error": p.reason})
+    failed = len(inputs.problems)
     with rep.progress(len(paths), "classify") as advance:
         for batch in window_batches(paths, model, run.batch_size, run.num_workers):
             for i, e in enumerate(batch["error"]):
@@ -68,12 +73,16 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
             advance(len(batch["error"]))
     for row in rows:
         rep.result({c: row.get(c) for c in COLUMNS if row.get(c) is not None})
+    touched = {r["clip"] for r in rows}
+    with OutDir(cfg.out) as out:  # rows of clips classified before and not now are kept
+        out.update_table("classify.csv", rows, COLUMNS, lambda r: (r["clip"], str(r.get("rank") or "")),
+                         lambda r: r["clip"] in touched)
     csv_path = cfg.out / "classify.csv"
-    write_csv_atomic(csv_path, rows, COLUMNS)
     rep.info(f"wrote {csv_path}")
+    n = len(paths) + len(inputs.problems)
     if failed:
-        rep.notice(f"lmaczs: {failed} of {len(paths)} inputs failed")
-    return ClassifyResult(rows, failed, len(paths), csv_path)
+        rep.notice(f"lmaczs: {failed} of {n} inputs failed")
+    return ClassifyResult(rows, failed, n, csv_path)
 
 
 @torch.no_grad()

@@ -60,12 +60,18 @@ class EvalResult:
 
 
 def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResult | None:
-    """Run the evaluation; None on torchrun ranks other than 0 (rank 0 returns the merged result)."""
+    """Run the evaluation; None on torchrun ranks other than 0 (rank 0 returns the merged result).
+
+    ``samples.csv`` keeps the rows of earlier runs into the same ``--out``: this run's
+    rows replace those with the same (clip, condition, method); with ``resume`` the
+    finished ones are not recomputed. The summary covers every row of the table.
+    """
     from lmaczs_cli.data.contamination import parse_condition
     from lmaczs_cli.data.prompts import check_template, label_prompts
     from lmaczs_cli.data.registry import select_items
     from lmaczs_cli.explainers import create_explainer
     from lmaczs_cli.models.registry import load_model
+    from lmaczs_cli.outdir import OutDir, check_out_dir
     from lmaczs_cli.runtime import resolve_device, seed_everything
 
     rep, run = reporter or Reporter(), cfg.run
@@ -75,6 +81,7 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
     sel = select_items(cfg.data)
     if sel.missing:
         rep.info(f"lmaczs: {len(sel.missing)} files listed in the metadata are missing (skipped)")
+    check_out_dir(cfg.out)
     dev = resolve_device(run.device)
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -82,30 +89,91 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, dev, run.seed)
     prompts = label_prompts(sel.labels, cfg.prompt_template)
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
+    for w in trained_on_warnings(explainers, cfg.data):
+        rep.warn(w)
     ev = _Evaluator(model, explainers, model.embed_text(prompts).float(), sel.labels, run.precision,
                     cfg.plots)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    part = cfg.out / ("samples.csv" if world == 1 else f"samples.rank{rank}.csv")
-    rows = read_csv(part) if cfg.resume else []
     t0 = time.perf_counter()
-    mine = [(i, it) for i, it in enumerate(sel.items) if i % world == rank]
-    failed = _evaluate_all(ev, mine, sel.items, conditions, rows, part, cfg, rep)
-    if world > 1:
-        rows = _gather_parts(cfg.out, world, rank)
-        if rows is None:
-            return None
+    with OutDir(cfg.out) as out:
+        sink = _Samples(out, rank, world, cfg.resume)
+        mine = [(i, it) for i, it in enumerate(sel.items) if i % world == rank]
+        failed = _evaluate_all(ev, mine, sel.items, conditions, sink, cfg, rep)
+        rows = sink.merge_ranks()
+    if rows is None:
+        return None
     return _finish(cfg, rows, ev.scatter, failed, time.perf_counter() - t0, rep)
 
 
+def trained_on_warnings(explainers: dict, data: DataSelection) -> list[str]:
+    """One line per decoder that was trained on folds of the set it is now evaluated on."""
+    from lmaczs_cli.data.registry import FOLD_SETS
+
+    name = data.dataset.strip().lower()
+    if name not in FOLD_SETS:
+        return []
+    evaluated = set(data.folds or FOLD_SETS[name])
+    out = []
+    for method, ex in explainers.items():
+        for src in getattr(getattr(ex, "decoder", None), "trained_on", None) or []:
+            seen = evaluated & set(src.get("folds") or []) if src.get("data") == name else set()
+            if seen:
+                folds = ",".join(map(str, sorted(seen)))
+                out.append(f"{method}: its decoder was trained on {name} fold(s) {folds}, which this run "
+                           "evaluates: those numbers are optimistic (use --folds to evaluate only folds it "
+                           "has not seen)")
+    return out
+
+
+def _sample_key(r) -> tuple[str, str, str]:
+    return (str(r.get("clip") or ""), str(r.get("condition") or ""), str(r.get("method") or ""))
+
+
+class _Samples:
+    """Where sample rows go: merged into samples.csv (one process) or this rank's part file,
+    which rank 0 merges into samples.csv and removes when every rank is done."""
+
+    def __init__(self, out, rank: int, world: int, resume: bool) -> None:
+        self.out, self.rank, self.world = out, rank, world
+        self.part = out.path / f"samples.rank{rank}.csv"
+        old = read_csv(out.path / "samples.csv") + (read_csv(self.part) if world > 1 else [])
+        self.done = {_sample_key(r) for r in old if r.get("status") == "ok"} if resume else set()
+        self.mine: list[dict] = read_csv(self.part) if world > 1 and resume else []
+
+    def add(self, rows: list[dict]) -> None:
+        if self.world == 1:
+            self.out.update_table("samples.csv", rows, SAMPLE_COLUMNS, _sample_key)
+        else:  # a rank's own file: written whole, so a killed rank leaves a consistent part
+            keys = {_sample_key(r) for r in rows}
+            self.mine = [r for r in self.mine if _sample_key(r) not in keys] + rows
+            write_csv_atomic(self.part, self.mine, SAMPLE_COLUMNS)
+
+    def merge_ranks(self) -> list[dict] | None:
+        """The whole samples.csv after this run (None on ranks other than 0)."""
+        if self.world == 1:
+            return read_csv(self.out.path / "samples.csv")
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        dist.barrier()
+        if self.rank != 0:
+            return None
+        parts = [self.out.path / f"samples.rank{r}.csv" for r in range(self.world)]
+        rows = self.out.update_table("samples.csv", [x for p in parts for x in read_csv(p)],
+                                     SAMPLE_COLUMNS, _sample_key)
+        for p in parts:
+            p.unlink(missing_ok=True)
+        return rows
+
+
 def _evaluate_all(ev: _Evaluator, mine: list[tuple[int, Any]], items: list, conditions: list,
-                  rows: list[dict], part: Path, cfg: EvalConfig, rep: Reporter) -> int:
-    """Every (clip, condition) of this rank; rows are appended (and written after each batch)."""
+                  sink: _Samples, cfg: EvalConfig, rep: Reporter) -> int:
+    """Every (clip, condition) of this rank; rows go to ``sink`` after each batch."""
     from torch.utils.data import DataLoader
 
     from lmaczs_cli.data.loading import ClipDataset, collate_clips
 
     model, run = ev.model, cfg.run
-    done = {(r["clip"], r["condition"], r["method"]) for r in rows}
     mk = dict(sample_rate=model.sample_rate, window_samples=model.window_samples, crop="start",
               fit=model.fit_window)
     ds = ClipDataset([it for _, it in mine], **mk)
@@ -117,26 +185,24 @@ def _evaluate_all(ev: _Evaluator, mine: list[tuple[int, Any]], items: list, cond
                                 collate_fn=collate_clips)
             for b0, batch in enumerate(loader):
                 idx = [mine[b0 * run.batch_size + j][0] for j in range(len(batch["path"]))]
-                good = []
+                new, good = [], []
                 for j, e in enumerate(batch["error"]):
                     if e is not None:
                         failed += 1
                         rep.error(f"lmaczs: {e}")
-                        rows.append({"clip": batch["path"][j], "condition": str(cond), "status": "error",
-                                     "error": e})
-                    elif not all((batch["path"][j], str(cond), m) in done for m in ev.explainers):
+                        new.append({"clip": batch["path"][j], "condition": str(cond), "status": "error",
+                                    "error": e})
+                    elif not all((batch["path"][j], str(cond), m) in sink.done for m in ev.explainers):
                         good.append(j)
                 if good:
                     wave = torch.stack([mixer.apply(cond, batch["wave"][j], idx[j]) for j in good])
-                    new = ev.batch(wave.to(model.device), [batch["path"][j] for j in good],
-                                   [batch["label"][j] for j in good], str(cond),
-                                   [items[idx[j]] for j in good], done)
-                    rows.extend(new)
-                    for r in new:
-                        rep.result({k: v for k, v in r.items() if v is not None})
-                write_csv_atomic(part, rows, SAMPLE_COLUMNS)
+                    new += ev.batch(wave.to(model.device), [batch["path"][j] for j in good],
+                                    [batch["label"][j] for j in good], str(cond),
+                                    [items[idx[j]] for j in good], sink.done)
+                for r in new:
+                    rep.result({k: v for k, v in r.items() if v is not None})
+                sink.add(new)
                 advance(len(batch["path"]))
-    write_csv_atomic(part, rows, SAMPLE_COLUMNS)
     return failed
 
 
@@ -279,26 +345,16 @@ def _scatter_points(ev: _Evaluator, ex, name: str, mag, enc, sims, cond: str, n_
     return pts
 
 
-def _gather_parts(out: Path, world: int, rank: int) -> list[dict] | None:
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    dist.barrier()
-    if rank != 0:
-        return None
-    rows: list[dict] = []
-    for r in range(world):
-        rows.extend(read_csv(out / f"samples.rank{r}.csv"))
-    write_csv_atomic(out / "samples.csv", rows, SAMPLE_COLUMNS)
-    return rows
-
-
 def summary_rows(rows: list[dict]) -> list[dict]:
-    """``summary.csv`` rows (mean and bootstrap 95% CI per method x condition x metric)."""
+    """``summary.csv`` rows (mean and bootstrap 95% CI per method x condition x metric).
+
+    Rows are put in a canonical order (method, condition, clip) first, so the bootstrap
+    intervals do not depend on the order the rows were produced in (e.g. by N ranks).
+    """
     from lmaczs_cli.metrics import summarise
 
-    ok = [r for r in rows if r.get("status") == "ok"]
+    ok = sorted((r for r in rows if r.get("status") == "ok"),
+                key=lambda r: (str(r.get("method")), str(r.get("condition")), str(r.get("clip"))))
     keys = METRICS + [m for m in GT_METRICS if any(r.get(m) not in (None, "") for r in ok)]
     return summarise(ok, keys, ["method", "condition"])
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE, Prompt
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.outputs import inside, read_csv, safe_name, write_csv_atomic
+from lmaczs_cli.outputs import inside, read_csv, safe_name
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
@@ -76,69 +76,82 @@ def pair_dir(out: Path, clip: str, prompt: str, method: str) -> Path:
 
 
 def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> ExplainResult:
-    """Explain every input with every method; rows are also reported as they are written."""
+    """Explain every input with every method; rows are also reported as they are written.
+
+    ``results.csv`` in ``cfg.out`` keeps the rows of earlier runs: this run's rows
+    replace those with the same (clip, prompt, method) and add the others.
+    """
     from lmaczs_cli.api import load_explainer, load_model
     from lmaczs_cli.data.prompts import resolve_prompts
     from lmaczs_cli.inputs import collect_inputs
+    from lmaczs_cli.outdir import OutDir, check_out_dir
     from lmaczs_cli.runtime import seed_everything
 
     rep = reporter or Reporter()
     run = cfg.run
     if cfg.top_k is not None and cfg.labels is None and not cfg.prompts_file and not cfg.prompt:
         raise UsageError("--top-k needs candidate prompts: --labels, --prompts-file or --prompt")
-    paths = collect_inputs(cfg.inputs, cfg.files_from)
     prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
+    inputs = collect_inputs(cfg.inputs, cfg.files_from)
+    check_out_dir(cfg.out)
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, tokenizer_dir=run.tokenizer_dir, device=run.device,
                        seed=run.seed)
     explainers = [load_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods]
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    table = _Table(cfg.out / "results.csv", cfg, prompts)
-    failed: set[str] = set()
     t0 = time.perf_counter()
-    for ex in explainers:
-        failed |= _explain_with(ex, paths, prompts, cfg, table, rep)
-    table.flush()
-    result = ExplainResult(table.rows, len(failed), len(paths), table.path, time.perf_counter() - t0)
-    noun = "explanation" if result.explained == 1 else "explanations"
-    rep.info(f"lmaczs: {result.explained} {noun} in {result.seconds:.1f} s -> {table.path}")
+    with OutDir(cfg.out) as out:
+        if out.cleaned:
+            rep.info(f"lmaczs: removed {len(out.cleaned)} temp files left by an interrupted run")
+        table = _Table(out, cfg, prompts)
+        failed = {p.path: table.fail(p.path, m, p.reason, rep) for p in inputs.problems for m in cfg.methods}
+        for ex in explainers:
+            failed |= _explain_with(ex, inputs.paths, prompts, cfg, table, rep)
+        table.flush()
+    n_inputs = len(inputs.paths) + len(inputs.problems)
+    result = ExplainResult(table.rows, len(failed), n_inputs, table.path, time.perf_counter() - t0)
+    noun = "explanation" if table.written == 1 else "explanations"
+    rep.info(f"lmaczs: {table.written} {noun} in {result.seconds:.1f} s -> {table.path}")
     if failed:
-        rep.notice(f"lmaczs: {len(failed)} of {len(paths)} inputs failed")
+        rep.notice(f"lmaczs: {len(failed)} of {n_inputs} inputs failed")
     return result
 
 
 def _explain_with(explainer, paths: list[Path], prompts: list[Prompt], cfg: ExplainConfig,
-                  table: _Table, rep: Reporter) -> set[str]:
-    """Run one method over the inputs not yet done; returns the inputs that failed."""
+                  table: _Table, rep: Reporter) -> dict[str, str]:
+    """Run one method over the inputs not yet done; returns the inputs that failed, with why."""
     from lmaczs_cli.api import explain_many
 
     run, method = cfg.run, explainer.name
     todo = table.todo(paths, method)
     if len(todo) < len(paths):
         rep.info(f"lmaczs: resuming: {len(paths) - len(todo)} clips already done ({method})")
-    failed: set[str] = set()
+    failed: dict[str, str] = {}
     with rep.progress(len(todo), method) as advance:
         for res in explain_many(explainer, todo, prompts, top_k=cfg.top_k, batch_size=run.batch_size,
                                 num_workers=run.num_workers, score=cfg.score, precision=run.precision):
             if res.error is not None:
-                failed.add(res.clip)
-                rep.error(f"lmaczs: {res.error}")
-                new = [{"clip": res.clip, "method": method, "status": "error", "error": res.error}]
+                failed[res.clip] = table.fail(res.clip, method, res.error, rep)
+                if cfg.fail_fast:
+                    table.flush()
+                    raise UsageError(f"stopping at the first bad input (--fail-fast): {res.error}")
             else:
-                new = [_save(e, cfg) for e in res.explanations]
-            table.add(new)
-            for row in new:
-                rep.result({k: v for k, v in row.items() if v not in (None, "")})
+                table.add([_save(e, cfg) for e in res.explanations], rep)
             advance(1)
-            if res.error is not None and cfg.fail_fast:
-                table.flush()
-                raise UsageError(f"stopping at the first bad input (--fail-fast): {res.error}")
     return failed
 
 
 def _save(e, cfg: ExplainConfig) -> dict:
-    paths = e.save(pair_dir(cfg.out, e.clip, e.prompt, e.method), residual=cfg.residual,
-                   save_mask=cfg.save_mask)
+    """Write one explanation's files; on a write failure remove what was written and stop the run."""
+    from lmaczs_cli.outdir import write_failure
+
+    folder = pair_dir(cfg.out, e.clip, e.prompt, e.method)
+    try:
+        paths = e.save(folder, residual=cfg.residual, save_mask=cfg.save_mask)
+    except (OSError, RuntimeError) as err:  # RuntimeError: libsndfile's "System error." on a full disk
+        names = ("explanation.wav", "residual.wav", "mask.npy", "map.png")
+        for name in names:
+            (folder / name).unlink(missing_ok=True)
+        raise write_failure(getattr(err, "filename", None) or folder, err) from None
     return {
         "clip": e.clip, "prompt": e.prompt, "label": e.label, "method": e.method, "rank": e.rank,
         "similarity": e.similarity, "masked_similarity": e.masked_similarity, "mask_mean": e.mask_mean,
@@ -151,44 +164,61 @@ def _str(p: Path | None) -> str | None:
     return None if p is None else str(p)
 
 
-class _Table:
-    """results.csv: rows kept from earlier runs (with --resume) plus this run's, written atomically."""
+def _key(row) -> tuple[str, str, str]:
+    return (str(row.get("clip") or ""), str(row.get("prompt") or ""), str(row.get("method") or ""))
 
-    def __init__(self, path: Path, cfg: ExplainConfig, prompts: list[Prompt]) -> None:
-        self.path = path
-        self.cfg = cfg
-        self.prompts = prompts
+
+class _Table:
+    """results.csv: this run's rows merged into what is on disk at most every second, and at the end."""
+
+    def __init__(self, out, cfg: ExplainConfig, prompts: list[Prompt]) -> None:
+        self.out, self.cfg, self.prompts = out, cfg, prompts
+        self.path = out.path / "results.csv"
         self.k = min(cfg.top_k or len(prompts), len(prompts))
-        old = read_csv(path) if cfg.resume else []
-        self.done = {m: _done_rows(old, m) for m in cfg.methods}
-        self.rows = [r for r in old if r.get("method") not in cfg.methods]
+        self.done = _done_rows(read_csv(self.path)) if cfg.resume else {}
+        self.pending: list[dict] = []
+        self.rows: list[dict] = read_csv(self.path)
+        self.written = 0
+        self._last = 0.0
 
     def todo(self, paths: list[Path], method: str) -> list[Path]:
-        done = self.done.get(method, {})
-        out = []
-        for p in paths:
-            if self._clip_done(done.get(str(p), [])):
-                self.rows.extend(done[str(p)])
-            else:
-                out.append(p)
-        return out
+        """The inputs whose pairs for ``method`` are not all in the table (with --resume)."""
+        return [p for p in paths if not self._clip_done(self.done.get((str(p), method), []))]
 
     def _clip_done(self, rows: list[dict]) -> bool:
         if self.cfg.top_k:
             return len(rows) >= self.k
         return bool(rows) and {p.text for p in self.prompts} <= {r["prompt"] for r in rows}
 
-    def add(self, rows: list[dict]) -> None:
-        self.rows.extend(rows)
-        self.flush()
+    def add(self, rows: list[dict], rep: Reporter) -> None:
+        self.pending += rows
+        self.written += len(rows)
+        for row in rows:
+            rep.result({k: v for k, v in row.items() if v not in (None, "")})
+        if time.monotonic() - self._last >= 1.0:
+            self.flush()
+
+    def fail(self, clip: str, method: str, error: str, rep: Reporter) -> str:
+        rep.error(f"lmaczs: {error}")
+        self.add([{"clip": clip, "method": method, "status": "error", "error": error}], rep)
+        self.written -= 1
+        return error
 
     def flush(self) -> None:
-        write_csv_atomic(self.path, self.rows, RESULT_COLUMNS)
+        ok = {(r["clip"], r["method"]) for r in self.pending if r.get("status") == "ok"}
+        new, self.pending = self.pending, []
+
+        def stale_error(r) -> bool:  # an input that failed before and now has explanations
+            return r.get("status") == "error" and (r.get("clip"), r.get("method")) in ok
+
+        self.rows = self.out.update_table("results.csv", new, RESULT_COLUMNS, _key, stale_error)
+        self._last = time.monotonic()
 
 
-def _done_rows(rows: list[dict], method: str) -> dict[str, list[dict]]:
-    done: dict[str, list[dict]] = {}
+def _done_rows(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Finished pairs on disk by (clip, method): status ok and the WAV still there."""
+    done: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        if r.get("method") == method and r.get("status") == "ok" and Path(r.get("wav", "")).exists():
-            done.setdefault(r["clip"], []).append(r)
+        if r.get("status") == "ok" and Path(r.get("wav", "")).exists():
+            done.setdefault((r["clip"], r["method"]), []).append(r)
     return done

@@ -27,10 +27,11 @@ def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int
     """The fad.csv row (sets, sizes, model, distance) and the number of unusable clips."""
     from lmaczs_cli.metrics import frechet_distance
     from lmaczs_cli.models.registry import load_model
-    from lmaczs_cli.outputs import write_csv_atomic
+    from lmaczs_cli.outdir import OutDir, check_out_dir
 
     rep, run = reporter or Reporter(), cfg.run
     files_a, files_b = resolve_set(cfg.set_a), resolve_set(cfg.set_b)
+    check_out_dir(cfg.out)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     ea, err_a = embed_files(model, files_a, run.batch_size, run.num_workers)
     eb, err_b = embed_files(model, files_b, run.batch_size, run.num_workers)
@@ -38,7 +39,8 @@ def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int
         rep.error(f"lmaczs: {e}")
     row = {"set_a": cfg.set_a, "set_b": cfg.set_b, "n_a": len(ea), "n_b": len(eb), "model": run.clap,
            "frechet_distance": frechet_distance(ea, eb)}
-    write_csv_atomic(cfg.out / "fad.csv", [row], list(row))
+    with OutDir(cfg.out) as out:  # one row per (sets, model): earlier pairs of sets are kept
+        out.update_table("fad.csv", [row], list(row), lambda r: (r["set_a"], r["set_b"], r["model"]))
     rep.result(row)
     return row, len(err_a) + len(err_b)
 

@@ -135,25 +135,56 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     from lmaczs_cli.data.registry import select_items
     from lmaczs_cli.explainers import create_explainer
     from lmaczs_cli.models.registry import load_model
-    from lmaczs_cli.outputs import write_text_atomic
+    from lmaczs_cli.outdir import OutDir, check_out_dir
 
     rep, run = reporter or Reporter(), cfg.run
     if cfg.mode not in ("cascading", "independent"):
         raise UsageError(f"--mode {cfg.mode!r}: expected cascading or independent")
     check_template(cfg.prompt_template)
     sel = select_items(cfg.data)
+    check_out_dir(cfg.out)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     text = model.embed_text(label_prompts(sel.labels, cfg.prompt_template)).float()
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
     clips = _load_clips(model, sel.items, text, run, rep)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    ssim_summary, base = _randomisation(model, explainers, clips, text, cfg, rep)
+    ssim_rows, base = _randomisation(model, explainers, clips, text, cfg, rep)
     sens_rows = _prompt_sensitivity(model, explainers, clips, text, sel.labels, base, cfg)
-    summary = _summary(ssim_summary, sens_rows, list(explainers))
-    write_text_atomic(cfg.out / "summary.json", json.dumps(summary, indent=2))
+    with OutDir(cfg.out) as out:
+        summary = _write_outputs(out, cfg, list(explainers), ssim_rows, sens_rows)
     for row in summary["methods"]:
         rep.result(row)
     return summary
+
+
+SSIM_COLUMNS = ["method", "step", "block", "metric", "mean", "ci_low", "ci_high", "n"]
+SENS_COLUMNS = ["method", "clip", "prompt", "true_prompt", "is_true", "similarity", "mask_mean",
+                "ssim_to_true"]
+
+
+def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[dict],
+                   sens_rows: list[dict]) -> dict:
+    """Write the tables, plots and summary.json; methods checked by earlier runs here are kept."""
+    from lmaczs_cli import metrics as M
+    from lmaczs_cli.outputs import write_text_atomic
+    from lmaczs_cli.render import render_scatter, render_ssim
+
+    def mine(r) -> bool:
+        return r.get("method") in methods
+
+    def whole(r) -> tuple:
+        return tuple(str(v) for v in r.values())
+
+    ssim_summary = M.summarise(ssim_rows, ["ssim"], ["method", "step", "block"])
+    all_ssim = out.update_table("ssim.csv", ssim_summary, SSIM_COLUMNS, whole, mine)
+    out.update_table("ssim_samples.csv", ssim_rows, ["method", "step", "block", "clip", "ssim"], whole, mine)
+    all_sens = out.update_table("prompt_sensitivity.csv", sens_rows, SENS_COLUMNS, whole, mine)
+    render_ssim(cfg.out / "ssim.png", all_ssim, cfg.mode)
+    render_scatter(cfg.out / "mask_vs_similarity.png", [
+        {"method": r["method"], "condition": "clean", "similarity": float(r["similarity"]),
+         "mask_mean": float(r["mask_mean"])} for r in all_sens])
+    every = list(dict.fromkeys(r["method"] for r in all_ssim))
+    write_text_atomic(cfg.out / "summary.json", json.dumps(_summary(all_ssim, all_sens, every), indent=2))
+    return _summary(ssim_summary, sens_rows, methods)
 
 
 def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunOptions,
@@ -185,10 +216,8 @@ def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunO
 
 def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConfig,
                    rep: Reporter) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """SSIM of every method's maps to its intact maps at each randomisation step (ssim.csv, ssim.png)."""
+    """SSIM of every method's maps to its intact maps at each randomisation step, per clip."""
     from lmaczs_cli import metrics as M
-    from lmaczs_cli.outputs import write_csv_atomic
-    from lmaczs_cli.render import render_ssim
 
     blocks = _blocks(model, cfg.granularity)
     by_name = dict(blocks)
@@ -206,22 +235,15 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                     rows += [{"method": name, "step": step.index, "block": step.label, "clip": clip,
                               "ssim": float(s[j])} for j, clip in enumerate(clips.names)]
                     advance(1)
-    summary = M.summarise(rows, ["ssim"], ["method", "step", "block"])
-    write_csv_atomic(cfg.out / "ssim.csv", summary,
-                     ["method", "step", "block", "metric", "mean", "ci_low", "ci_high", "n"])
-    write_csv_atomic(cfg.out / "ssim_samples.csv", rows, ["method", "step", "block", "clip", "ssim"])
-    render_ssim(cfg.out / "ssim.png", summary, cfg.mode)
-    return summary, base
+    return rows, base
 
 
 def _prompt_sensitivity(model, explainers: dict, clips: _Clips, text, labels: list[str],
                         base: dict[str, torch.Tensor], cfg: SanityConfig) -> list[dict]:
-    """Maps for unrelated prompts vs the predicted prompt's (prompt_sensitivity.csv, scatter plot)."""
+    """Maps for unrelated prompts vs the predicted prompt's: SSIM, similarity and mask mean per pair."""
     import numpy as np
 
     from lmaczs_cli import metrics as M
-    from lmaczs_cli.outputs import write_csv_atomic
-    from lmaczs_cli.render import render_scatter
 
     rng = np.random.default_rng(cfg.run.seed)
     c, sims = clips.pred, clips.sims
@@ -238,12 +260,6 @@ def _prompt_sensitivity(model, explainers: dict, clips: _Clips, text, labels: li
                      for j, clip in enumerate(clips.names)]
         rows += [_sens_row(name, clip, labels, int(c[j]), int(c[j]), sims[j], base[name][j], 1.0)
                  for j, clip in enumerate(clips.names)]
-    write_csv_atomic(cfg.out / "prompt_sensitivity.csv", rows,
-                     ["method", "clip", "prompt", "true_prompt", "is_true", "similarity", "mask_mean",
-                      "ssim_to_true"])
-    render_scatter(cfg.out / "mask_vs_similarity.png", [
-        {"method": r["method"], "condition": "clean", "similarity": r["similarity"],
-         "mask_mean": r["mask_mean"]} for r in rows])
     return rows
 
 
@@ -255,14 +271,17 @@ def _sens_row(method: str, clip: str, labels: list[str], prompt: int, true: int,
 
 
 def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]) -> dict:
+    """Per method: the SSIM curve, SSIM to unrelated prompts, corr(mask mean, s), passed or not
+    (rows may be fresh or read back from CSV)."""
     import numpy as np
 
     out = []
     for m in methods:
         curve = [(int(r["step"]), float(r["mean"])) for r in ssim_summary if r["method"] == m]
-        wrong = [r["ssim_to_true"] for r in sens_rows if r["method"] == m and not r["is_true"]]
-        s = np.array([r["similarity"] for r in sens_rows if r["method"] == m])
-        mm = np.array([r["mask_mean"] for r in sens_rows if r["method"] == m])
+        mine = [r for r in sens_rows if r["method"] == m]
+        wrong = [float(r["ssim_to_true"]) for r in mine if not int(float(r["is_true"]))]
+        s = np.array([float(r["similarity"]) for r in mine])
+        mm = np.array([float(r["mask_mean"]) for r in mine])
         corr = float(np.corrcoef(s, mm)[0, 1]) if s.std() > 0 and mm.std() > 0 else float("nan")
         values = [v for _, v in sorted(curve)]
         out.append({"method": m, "ssim_curve": values,

@@ -120,14 +120,17 @@ class ZeroShotModel(nn.Module, ABC):
 
     # -- shared conveniences ----------------------------------------------
     def embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Normalised text embeddings [P, D], computed once per prompt and cached."""
+        """Normalised text embeddings [P, D], computed once per prompt and cached.
+
+        Each prompt is embedded on its own, so its embedding does not depend on which
+        other prompts were asked for with it (batched matrix products round differently
+        by batch size): a resumed training run then sees the very same numbers.
+        """
         cache: dict[str, torch.Tensor] = self.__dict__.setdefault("_text_cache", {})
         missing = [p for p in dict.fromkeys(prompts) if p not in cache]
-        if missing:
+        for p in missing:
             with torch.no_grad():
-                emb = self._embed_text(missing)
-            for p, e in zip(missing, emb, strict=True):
-                cache[p] = e.detach()
+                cache[p] = self._embed_text([p])[0].detach()
         return torch.stack([cache[p] for p in prompts]).to(self.device)
 
     def clear_text_cache(self) -> None:

@@ -24,6 +24,9 @@ class TrainConfig:
     tokenizer_dir: str | None = None
     data: list[str] = field(default_factory=lambda: ["synth"])
     data_root: list[str | None] = field(default_factory=list)
+    #: fold-based sets (esc50, us8k): train on these folds only / leave these out
+    folds: list[int] | None = None
+    exclude_folds: list[int] | None = None
     prompt_template: str = DEFAULT_TEMPLATE
     extra_prompts: list[str] = field(default_factory=list)
     val_fraction: float = 0.05

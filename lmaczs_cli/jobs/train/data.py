@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from lmaczs_cli.data.registry import FOLD_SETS
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.jobs.train.config import DATA_SETS, TrainConfig
 from lmaczs_cli.models.base import ZeroShotModel
@@ -78,8 +80,23 @@ def split_validation(items: list[Any], root: Path, fraction: float, cap: int) ->
     return [it for it in items if id(it) not in held], [it for it in items if id(it) in held]
 
 
-def build_datasets(cfg: TrainConfig, model: ZeroShotModel) -> tuple[Dataset, Dataset, list[str]]:
-    """Training and validation sets from ``--data``/``--data-root`` (messages to show)."""
+@dataclass
+class TrainData:
+    """The training and validation sets, log lines about them, warnings, and what was used
+    (``sources``: one ``{"data", "root", "folds"}`` per set, saved with the decoder)."""
+
+    train: Dataset
+    val: Dataset
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_datasets(cfg: TrainConfig, model: ZeroShotModel) -> TrainData:
+    """Training and validation sets from ``--data``/``--data-root`` (and ``--folds``/``--exclude-folds``)."""
+    if (cfg.folds or cfg.exclude_folds) and not any(d in FOLD_SETS for d in cfg.data):
+        raise UsageError(f"--folds/--exclude-folds apply to the fold-based sets {', '.join(FOLD_SETS)}; "
+                         f"--data is {', '.join(cfg.data)}")
     roots = list(cfg.data_root)
     needs_root = [d for d in cfg.data if d != "synth"]
     if len(roots) not in (0, len(needs_root), len(cfg.data)):
@@ -94,7 +111,7 @@ def build_datasets(cfg: TrainConfig, model: ZeroShotModel) -> tuple[Dataset, Dat
         roots = [None] * len(cfg.data)
     trains: list[Dataset] = []
     vals: list[Dataset] = []
-    notes: list[str] = []
+    out = TrainData(None, None)  # type: ignore[arg-type]
     for name, root in zip(cfg.data, roots, strict=True):
         if name not in DATA_SETS:
             raise UsageError(f"--data {name!r}: expected one of {', '.join(DATA_SETS)}")
@@ -103,14 +120,15 @@ def build_datasets(cfg: TrainConfig, model: ZeroShotModel) -> tuple[Dataset, Dat
 
             trains.append(SynthRecords(SyntheticDataset(cfg.synth_scenes, cfg.synth_seed, "train"), model))
             vals.append(SynthRecords(SyntheticDataset(cfg.val_size, cfg.synth_seed, "valid"), model))
+            out.sources.append({"data": "synth", "root": None, "folds": None, "seed": cfg.synth_seed})
             continue
         if root is None:
             raise UsageError(f"--data {name} needs --data-root DIR (or a CSV for manifest)")
-        tr, va, msg = _file_datasets(name, root, cfg, model)
+        tr, va = _file_datasets(name, root, cfg, model, out)
         trains.append(tr)
         vals.append(va)
-        notes += msg
-    return _concat(trains), _concat(vals), notes
+    out.train, out.val = _concat(trains), _concat(vals)
+    return out
 
 
 def _concat(sets: list[Dataset]) -> Dataset:
@@ -118,8 +136,8 @@ def _concat(sets: list[Dataset]) -> Dataset:
 
 
 def _file_datasets(
-    name: str, root: str, cfg: TrainConfig, model: ZeroShotModel
-) -> tuple[Dataset, Dataset, list[str]]:
+    name: str, root: str, cfg: TrainConfig, model: ZeroShotModel, out: TrainData
+) -> tuple[Dataset, Dataset]:
     """A file-backed set via the data layer; labels become prompts with ``--prompt-template``."""
     import dataclasses
 
@@ -128,7 +146,8 @@ def _file_datasets(
     from lmaczs_cli.data.registry import load_dataset
 
     check_template(cfg.prompt_template)
-    report = load_dataset(name, root)
+    folds = _train_folds(name, cfg)
+    report = load_dataset(name, root, folds=folds)
     items = []
     for it in report.items:  # a text that is the item's label becomes a prompt via the template
         texts = tuple(cfg.prompt_template.format(label=t) if t == it.label else t for t in it.texts)
@@ -139,10 +158,32 @@ def _file_datasets(
     base = Path(root).expanduser()
     base = base.parent if base.is_file() else base
     train_items, val_items = split_validation(items, base, cfg.val_fraction, cfg.val_size)
-    notes = [f"{report.summary()}; {len(train_items)} for training, {len(val_items)} for validation"]
+    out.notes.append(f"{report.summary()}; {len(train_items)} for training, {len(val_items)} for validation")
+    out.sources.append({"data": name, "root": str(Path(root).expanduser().resolve()), "folds": folds})
+    if folds is not None and set(folds) == set(FOLD_SETS[name]):
+        out.warnings.append(
+            f"training on every fold of {name} (folds {folds[0]}-{folds[-1]}): a later `evaluate` on {name} "
+            f"would score the decoder on clips it was trained on; hold folds out with --exclude-folds "
+            f"(e.g. --exclude-folds {folds[-1]}) and evaluate with --folds {folds[-1]}")
+    elif folds is not None:
+        out.notes.append(f"{name}: training on folds {','.join(map(str, folds))}; evaluate on the others")
     mk = dict(sample_rate=model.sample_rate, window_samples=model.window_samples, fit=model.fit_window)
     return (
         ClipDataset(train_items, crop="random", seed=cfg.seed, **mk),
         ClipDataset(val_items, crop="start", seed=cfg.seed, **mk),
-        notes,
     )
+
+
+def _train_folds(name: str, cfg: TrainConfig) -> list[int] | None:
+    """The folds of a fold-based set this run trains on (all of them unless told otherwise)."""
+    if name not in FOLD_SETS:
+        return None
+    every = list(FOLD_SETS[name])
+    chosen = [f for f in (cfg.folds or every) if f in every]
+    bad = [f for f in (cfg.folds or []) + (cfg.exclude_folds or []) if f not in every]
+    if bad:
+        raise UsageError(f"--folds/--exclude-folds {bad}: {name} has folds {every[0]}-{every[-1]}")
+    chosen = [f for f in chosen if f not in set(cfg.exclude_folds or [])]
+    if not chosen:
+        raise UsageError(f"--folds/--exclude-folds leave no fold of {name} to train on")
+    return chosen

@@ -129,12 +129,18 @@ class Trainer:
         return model.to(self.info.device)
 
     def _data(self, train_set: Dataset | None, val_set: Dataset | None) -> tuple[Dataset, Dataset]:
+        self.sources: list[dict[str, Any]] = [{"data": "given", "root": None, "folds": None}]
         if train_set is not None and val_set is not None:
             return train_set, val_set
-        tr, va, notes = build_datasets(self.cfg, self.model)
-        for n in notes:
+        data = build_datasets(self.cfg, self.model)
+        self.sources = data.sources
+        for n in data.notes:
             self.say(n)
-        return (train_set if train_set is not None else tr), (val_set if val_set is not None else va)
+        if self.info.main:
+            for w in data.warnings:
+                self.rep.warn(w)
+        return (train_set if train_set is not None else data.train,
+                val_set if val_set is not None else data.val)
 
     def _build_optimisation(self) -> None:
         cfg, info = self.cfg, self.info
@@ -314,7 +320,8 @@ class Trainer:
                  "corr {corr:.3f}  Fid-In {fid_in:.3f}  mask {mask_mean:.3f}".format(
                      step=self.step, **metrics))
         if improved and self.info.main:
-            payload = decoder_payload(self.decoder, self.model.spec_id(), {"step": self.step, **metrics})
+            payload = decoder_payload(self.decoder, self.model.spec_id(), {"step": self.step, **metrics},
+                                      self.sources)
             save_checkpoint(self.out / "best.pt", payload)
             self.best_step = self.step
         return metrics
@@ -324,7 +331,7 @@ class Trainer:
         rngs = D.all_gather_objects(self.info, rng_state())
         if not self.info.main:
             return
-        payload = decoder_payload(self.decoder, self.model.spec_id(), self.last_val)
+        payload = decoder_payload(self.decoder, self.model.spec_id(), self.last_val, self.sources)
         payload["train_state"] = {
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
