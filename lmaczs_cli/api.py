@@ -90,6 +90,20 @@ class Explanation:
         """Mean of the mask: the share of the clip's time-frequency bins kept."""
         return float(self.mask.mean())
 
+    @property
+    def faithful(self) -> bool | None:
+        """True when the masked clip keeps the similarity (``|s − s~|`` within
+        :data:`lmaczs_cli.provenance.FAITHFUL_TOL`); None when s~ was not computed."""
+        from lmaczs_cli.provenance import faithful
+
+        f = faithful(self.similarity, self.masked_similarity)
+        return None if f is None else bool(f)
+
+    @property
+    def in_domain(self) -> bool | None:
+        """Whether the clip looks like audio the model knows (None: the model cannot tell)."""
+        return self._result.in_domain
+
     def waveform(self, residual: bool = False) -> np.ndarray:
         """The listenable explanation [num_samples] (float32, at ``sample_rate``).
 
@@ -99,36 +113,49 @@ class Explanation:
         return resynthesise(self._model, self._result, m).detach().float().cpu().numpy()
 
     def title(self) -> str:
-        """The map's title: prompt, method, s and s~."""
+        """The map's title: prompt, method, rank, model, s and s~."""
         ms = "" if self.masked_similarity is None else f", masked s~ = {self.masked_similarity:.3f}"
-        return f'"{self.prompt[:80]}" — {self.method}: s = {self.similarity:.3f}{ms}'
+        return (f'"{self.prompt[:80]}" — {self.method}, prompt rank {self.rank}, model {self.model_name}: '
+                f"s = {self.similarity:.3f}{ms}")
+
+    def banner(self) -> str | None:
+        """The warning drawn across the map, if any (random weights, audio the model does not know)."""
+        if self._model.random_weights:
+            return "RANDOM WEIGHTS: this map explains an untrained model"
+        if self.in_domain is False:
+            return f"OUT OF DOMAIN: this clip is unlike the audio {self.model_name} was trained on"
+        return None
 
     def plot(self):
         """The explanation map (spectrogram, mask, masked spectrogram) as a matplotlib Figure."""
         from lmaczs_cli.render import map_figure
 
-        return map_figure(*self._map_args())
+        return map_figure(*self._map_args(), banner=self.banner())
 
     def save(self, folder: str | Path, *, residual: bool = False, save_mask: bool = False) -> dict[str, Path]:
         """Write ``explanation.wav`` and ``map.png`` (and ``residual.wav``, ``mask.npy``) into ``folder``.
 
-        Every file is written atomically; returns their paths by kind
-        (``wav``, ``png``, ``residual_wav``, ``mask``).
+        Every file is written atomically; returns their paths by kind (``wav``, ``png``,
+        ``residual_wav``, ``mask``). WAVs keep the clip's sample format (PCM_16 stays
+        PCM_16; float for arrays) and are scaled down if they would exceed full scale.
         """
-        from lmaczs_cli.audio import write_wav
+        from lmaczs_cli.audio import wav_subtype_for, within_full_scale, write_wav
         from lmaczs_cli.outputs import atomic_path
         from lmaczs_cli.render import render_map
 
         d = Path(folder)
         d.mkdir(parents=True, exist_ok=True)
-        paths = {"wav": write_wav(d / "explanation.wav", self.waveform(), self.sample_rate)}
+        sub = wav_subtype_for(self.clip)
+        wav = write_wav(d / "explanation.wav", within_full_scale(self.waveform()), self.sample_rate, sub)
+        paths = {"wav": wav}
         if residual:
-            paths["residual_wav"] = write_wav(d / "residual.wav", self.waveform(True), self.sample_rate)
+            paths["residual_wav"] = write_wav(d / "residual.wav", within_full_scale(self.waveform(True)),
+                                              self.sample_rate, sub)
         if save_mask:
             with atomic_path(d / "mask.npy", suffix=".part.npy") as tmp:
                 np.save(tmp, self.mask.detach().cpu().numpy().astype(np.float32))
             paths["mask"] = d / "mask.npy"
-        paths["png"] = render_map(d / "map.png", *self._map_args())
+        paths["png"] = render_map(d / "map.png", *self._map_args(), banner=self.banner())
         return paths
 
     def _map_args(self) -> tuple:

@@ -151,6 +151,33 @@ def _write_error(path: Path, needed: int, e: Exception) -> OSError:
     return OSError(errno.EIO, f"could not write the WAV ({_short(e)})", str(path))
 
 
+#: WAV sample formats kept as they are; lossy or companded sources are written as 16-bit PCM
+_KEEP_SUBTYPES = {"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+_PCM16_SOURCES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "ALAW", "ULAW",
+                  "PCM_S8", "GSM610", "IMA_ADPCM", "MS_ADPCM"}
+
+
+def wav_subtype_for(source: Path | str | None) -> str:
+    """The WAV sample format for audio derived from ``source``: its own when WAV can hold it
+    (PCM_16 stays PCM_16), 16-bit PCM for lossy sources, float when unknown (arrays)."""
+    if source is None or not Path(source).is_file():
+        return "FLOAT"
+    try:
+        sub = sf.info(str(source)).subtype
+    except (sf.LibsndfileError, RuntimeError):
+        return "FLOAT"
+    if sub in _KEEP_SUBTYPES:
+        return "DOUBLE" if sub == "DOUBLE" else sub
+    return "PCM_16" if sub in _PCM16_SOURCES else "FLOAT"
+
+
+def within_full_scale(wave: np.ndarray) -> np.ndarray:
+    """``wave`` scaled down so its peak stays inside full scale (untouched when it already is)."""
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    limit = 32767.0 / 32768.0
+    return wave if peak <= limit else (wave * (limit / peak)).astype(wave.dtype)
+
+
 def find_audio_files(root: Path) -> list[Path]:
     """Audio files below ``root`` (recursive, by extension), sorted for reproducibility."""
     return sorted(

@@ -22,3 +22,7 @@ class AudioError(LmaczsError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class RandomWeightsWarning(UserWarning):
+    """A model was built with random weights (Python callers see this; the CLI reports it as one line)."""

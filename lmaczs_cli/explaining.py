@@ -46,6 +46,8 @@ class ClipResult:
     pairs: list[PairResult] = field(default_factory=list)
     #: samples the clip's STFT covers at the model rate (the clip, zero-padded to one FFT if shorter)
     n_stft: int = 0
+    #: whether the clip looks like audio the model knows (most of its windows do); None: unknown
+    in_domain: bool | None = None
 
 
 class ExplainEngine:
@@ -77,6 +79,7 @@ class ExplainEngine:
         flat = [w for wins in clip_windows for w in wins]
         mag_w, emb_w, hid_w = self._encode_windows(flat)
         sims_w = emb_w @ self.text.float().T  # [W, P_all]
+        known = model.domain_check(emb_w)  # [W] or None
         results, pairs = [], []
         offset = 0
         for ci, rec in enumerate(records):
@@ -85,7 +88,9 @@ class ExplainEngine:
             clip_sims = sims_w[idx].mean(0)
             wave = _at_least_one_fft(rec["wave"].to(dev), model.stft_config.n_fft)
             mag_c, ph_c = model.spectrogram(wave[None])
-            results.append(ClipResult(rec, mag_c[0], ph_c[0], clip_sims.cpu(), n_stft=int(wave.shape[-1])))
+            inside = None if known is None else bool(known[idx].float().mean() >= 0.5)
+            results.append(ClipResult(rec, mag_c[0], ph_c[0], clip_sims.cpu(), n_stft=int(wave.shape[-1]),
+                                      in_domain=inside))
             pairs += [(ci, int(p), idx) for p in choose(clip_sims)]
         flat_pairs = [(p, w) for _, p, idx in pairs for w in idx]
         masks_w, msims_w = self._pair_masks(flat_pairs, mag_w, emb_w, hid_w)

@@ -125,7 +125,7 @@ def update_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[
     """Locked read-merge-write of a CSV table (see :meth:`OutDir.update_table`)."""
     new = [dict(r) for r in rows]
     keys = {key(r) for r in new}
-    with _locked(path.with_name(f".{path.name}.lock")):
+    with locked(path.with_name(f".{path.name}.lock")):
         old = read_csv(path)
         merged = [r for r in old if key(r) not in keys and not (drop and drop(r))] + new
         try:
@@ -136,7 +136,7 @@ def update_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def locked(lock_path: Path) -> Iterator[None]:
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

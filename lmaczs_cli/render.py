@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lmaczs_cli.mapimage import MAP_SIZE  # noqa: F401  (the size of every explanation map)
 from lmaczs_cli.outputs import atomic_path
 
-#: explanation map size in pixels (width, height)
-MAP_SIZE = (1500, 450)
 _DPI = 100
 
 
@@ -26,19 +25,21 @@ def render_map(
     sample_rate: int,
     hop_length: int,
     title: str,
+    banner: str | None = None,
 ) -> Path:
     """Write the three-panel explanation PNG (atomically) and return its path.
 
-    ``magnitude`` and ``mask`` are [F, T] on the same linear-frequency grid.
+    ``magnitude`` and ``mask`` are [F, T] on the same linear-frequency grid; ``banner``:
+    a warning drawn across the top (e.g. random weights). Drawn without matplotlib's
+    figure machinery (:mod:`lmaczs_cli.mapimage`): a few milliseconds per map.
     """
-    fig = map_figure(magnitude, mask, sample_rate, hop_length, title)
-    with warnings.catch_warnings(), atomic_path(path, suffix=".part.png") as tmp:
-        warnings.filterwarnings("ignore", message="Glyph .* missing")
-        fig.savefig(tmp, dpi=_DPI, format="png")
-    return Path(path)
+    from lmaczs_cli.mapimage import render_map_png
+
+    return render_map_png(path, magnitude, mask, sample_rate, hop_length, title, banner)
 
 
-def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_length: int, title: str):
+def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_length: int, title: str,
+               banner: str | None = None):
     """The three-panel explanation map as a matplotlib ``Figure`` (1500 x 450 px; no pyplot state)."""
     from matplotlib.figure import Figure
 
@@ -61,47 +62,89 @@ def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_le
         ax.set_xlabel("time (s)")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     axes[0].set_ylabel("frequency (kHz)")
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title if not banner else f"{banner}\n{title}", fontsize=11,
+                 color="firebrick" if banner else "black")
     with warnings.catch_warnings():  # glyphs missing from the font (emoji in prompts) draw as boxes
         warnings.filterwarnings("ignore", message="Glyph .* missing")
         fig.tight_layout()
     return fig
 
 
-def render_scatter(path: Path | str, points: list[dict]) -> Path:
-    """Mask mean against similarity, one panel per method (paper Fig. 5), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(dict.fromkeys(p["method"] for p in points))
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4), dpi=_DPI, squeeze=False)
-    for ax, meth in zip(axes[0], methods, strict=True):
-        pts = [p for p in points if p["method"] == meth]
-        s = np.array([p["similarity"] for p in pts], dtype=float)
-        m = np.array([p["mask_mean"] for p in pts], dtype=float)
-        ax.scatter(s, m, s=6, alpha=0.5)
-        r = np.corrcoef(s, m)[0, 1] if len(s) > 2 and s.std() > 0 and m.std() > 0 else float("nan")
-        ax.set_title(f"{meth} (Pearson r = {r:.2f})", fontsize=10)
-        ax.set_xlabel("similarity s (prompt, clip)")
-        ax.set_ylabel("mask mean")
-        ax.set_ylim(-0.02, 1.02)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".part.png") as tmp:
+def _save(fig, path: Path | str) -> Path:
+    with warnings.catch_warnings(), atomic_path(path, suffix=".part.png") as tmp:
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
         fig.savefig(tmp, dpi=_DPI, format="png")
-    plt.close(fig)
     return Path(path)
 
 
-def render_ssim(path: Path | str, summary: list[dict], mode: str) -> Path:
-    """SSIM to the intact model's explanation against the randomisation step, one line per method."""
-    import matplotlib
+def render_scatter(path: Path | str, points: list[dict]) -> Path:
+    """Mask mean against similarity (paper Fig. 5): one panel per method (columns) and condition (rows)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    conds = list(dict.fromkeys(p.get("condition", "clean") for p in points))
+    fig = Figure(figsize=(4.2 * len(methods), 3.6 * len(conds)), dpi=_DPI)
+    axes = fig.subplots(len(conds), len(methods), squeeze=False)
+    for row, cond in zip(axes, conds, strict=True):
+        for ax, meth in zip(row, methods, strict=True):
+            pts = [p for p in points if p["method"] == meth and p.get("condition", "clean") == cond]
+            s = np.array([float(p["similarity"]) for p in pts], dtype=float)
+            m = np.array([float(p["mask_mean"]) for p in pts], dtype=float)
+            ax.scatter(s, m, s=6, alpha=0.5)
+            r = np.corrcoef(s, m)[0, 1] if len(s) > 2 and s.std() > 0 and m.std() > 0 else float("nan")
+            ax.set_title(f"{meth}, {cond} (Pearson r = {r:.2f}, n = {len(s)})", fontsize=9)
+            ax.set_xlabel("similarity s (prompt, clip)")
+            ax.set_ylabel("mask mean")
+            ax.set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    return _save(fig, path)
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=_DPI)
+
+def render_summary_bars(path: Path | str, summary: list[dict]) -> Path:
+    """One bar chart per metric: methods side by side, one bar per condition, 95 % CI whiskers."""
+    from matplotlib.figure import Figure
+
+    metrics = list(dict.fromkeys(r["metric"] for r in summary))
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    conds = list(dict.fromkeys(r["condition"] for r in summary))
+    cols = min(4, len(metrics))
+    rows_n = -(-len(metrics) // cols)
+    fig = Figure(figsize=(3.6 * cols, 3.0 * rows_n), dpi=_DPI)
+    axes = fig.subplots(rows_n, cols, squeeze=False).ravel()
+    width = 0.8 / max(len(conds), 1)
+    for ax, metric in zip(axes, metrics, strict=False):
+        by = {(r["method"], r["condition"]): r for r in summary if r["metric"] == metric}
+        for k, cond in enumerate(conds):
+            vals = [_cell(by.get((m, cond)), "mean") for m in methods]
+            lo = [v - _cell(by.get((m, cond)), "ci_low") for v, m in zip(vals, methods, strict=True)]
+            hi = [_cell(by.get((m, cond)), "ci_high") - v for v, m in zip(vals, methods, strict=True)]
+            x = np.arange(len(methods)) + (k - (len(conds) - 1) / 2) * width
+            ax.bar(x, vals, width, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], capsize=2, label=cond)
+        ax.set_title(metric, fontsize=10)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=8)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("mean and 95 % CI per method and condition", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _cell(row: dict | None, key: str) -> float:
+    try:
+        return float(row[key]) if row is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def render_ssim(path: Path | str, summary: list[dict], mode: str, pass_ssim: float | None = None) -> Path:
+    """SSIM to the intact model's explanation against the randomisation step, one line per method;
+    ``pass_ssim``: the pass threshold, drawn as a dashed line."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5), dpi=_DPI)
+    ax = fig.subplots()
     methods = list(dict.fromkeys(r["method"] for r in summary))
     ticks: list[str] = []
     for meth in methods:
@@ -109,7 +152,12 @@ def render_ssim(path: Path | str, summary: list[dict], mode: str) -> Path:
         x = [int(r["step"]) for r in rs]
         ax.plot(x, [float(r["mean"]) for r in rs], marker="o", label=meth)
         ax.fill_between(x, [float(r["ci_low"]) for r in rs], [float(r["ci_high"]) for r in rs], alpha=0.2)
-        ticks = [r["block"] for r in rs]
+        if len(rs) > len(ticks):
+            ticks = [r["block"] for r in rs]
+    if pass_ssim is not None:
+        ax.axhline(pass_ssim, color="firebrick", linestyle="--", linewidth=1)
+        ax.text(0, pass_ssim + 0.02, f"pass: SSIM after the last block <= {pass_ssim}", color="firebrick",
+                fontsize=8)
     ax.set_xticks(range(len(ticks)))
     ax.set_xticklabels(ticks, rotation=30, ha="right", fontsize=8)
     ax.set_xlabel(f"randomised block ({mode}, from the output side)")
@@ -117,7 +165,4 @@ def render_ssim(path: Path | str, summary: list[dict], mode: str) -> Path:
     ax.set_ylim(-0.05, 1.05)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path, suffix=".part.png") as tmp:
-        fig.savefig(tmp, dpi=_DPI, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)

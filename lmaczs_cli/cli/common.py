@@ -143,7 +143,15 @@ def command(app: typer.Typer, name: str, *, help: str, short_help: str, runs_mod
 
 @contextlib.contextmanager
 def _errors_handled(debug: bool) -> Iterator[None]:
-    """Turn :class:`LmaczsError` into a one-line message and its exit code; Ctrl-C into exit 130."""
+    """Turn :class:`LmaczsError` into a one-line message and its exit code; Ctrl-C into exit 130.
+
+    Python warnings about random weights are silenced: the jobs report them as one clear line.
+    """
+    import warnings
+
+    from lmaczs_cli.errors import RandomWeightsWarning
+
+    warnings.filterwarnings("ignore", category=RandomWeightsWarning)
     try:
         yield
     except LmaczsError as e:

@@ -26,6 +26,8 @@ class LMACZS(Explainer):
     def __init__(self, decoder: MaskDecoder, net: nn.Module | None = None) -> None:
         self.decoder = decoder
         self.net = net if net is not None else decoder
+        #: the checkpoint the decoder was loaded from (None: built in memory, e.g. while training)
+        self.decoder_path: str | None = None
 
     @property
     def domain(self) -> str:
@@ -107,4 +109,6 @@ def build_lmaczs(
     dec.eval()
     for p in dec.parameters():
         p.requires_grad_(False)
-    return LMACZS(dec)
+    explainer = LMACZS(dec)
+    explainer.decoder_path = str(path.resolve())
+    return explainer

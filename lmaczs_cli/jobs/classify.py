@@ -8,10 +8,12 @@ from pathlib import Path
 import torch
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
+from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
-COLUMNS = ["clip", "rank", "label", "prompt", "similarity", "probability", "status", "error"]
+COLUMNS = ["clip", "rank", "label", "prompt", "similarity", "probability", "status", "error", "run_id",
+           "model"]
 
 
 @dataclass
@@ -55,6 +57,8 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     check_out_dir(cfg.out)
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
+    for w in trust_warnings(model):
+        rep.warn(w)
     text = model.embed_text([p.text for p in prompts]).float()
     k = min(cfg.top_k, len(prompts))
     rows: list[dict] = []
@@ -74,9 +78,13 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     for row in rows:
         rep.result({c: row.get(c) for c in COLUMNS if row.get(c) is not None})
     touched = {r["clip"] for r in rows}
+    record = RunRecord("classify", model, {}, None, run)
+    for r in rows:
+        r.update(run_id=record.run_id, model=model.name)
     with OutDir(cfg.out) as out:  # rows of clips classified before and not now are kept
         out.update_table("classify.csv", rows, COLUMNS, lambda r: (r["clip"], str(r.get("rank") or "")),
                          lambda r: r["clip"] in touched)
+        record.write(cfg.out, rep.warnings)
     csv_path = cfg.out / "classify.csv"
     rep.info(f"wrote {csv_path}")
     n = len(paths) + len(inputs.problems)

@@ -20,6 +20,7 @@ import torch
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.data.registry import DataSelection
 from lmaczs_cli.outputs import read_csv, write_csv_atomic
+from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
@@ -28,7 +29,8 @@ GT_METRICS = ["EPG", "precision", "recall"]
 SAMPLE_COLUMNS = [
     "clip", "label", "condition", "method", "pred", "pred_label", "correct", "P_c", "P_in_c",
     "P_out_c", "argmax_in", "argmax_out", "similarity", "MM", "SPS", "COMP", "AI", "AD", "AG", "FF",
-    "FidIn", "accuracy", "EPG", "precision", "recall", "status", "error",
+    "FidIn", "accuracy", "EPG", "precision", "recall", "in_domain", "status", "error",
+    "run_id", "model", "checkpoint", "decoder",
 ]
 SUMMARY_COLUMNS = ["method", "condition", "metric", "mean", "ci_low", "ci_high", "n"]
 
@@ -89,19 +91,43 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, dev, run.seed)
     prompts = label_prompts(sel.labels, cfg.prompt_template)
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
-    for w in trained_on_warnings(explainers, cfg.data):
+    record = RunRecord("evaluate", model, explainers, cfg.method_options, run)
+    for w in trust_warnings(model) + trained_on_warnings(explainers, cfg.data):
         rep.warn(w)
     ev = _Evaluator(model, explainers, model.embed_text(prompts).float(), sel.labels, run.precision,
-                    cfg.plots)
+                    cfg.plots, record)
     t0 = time.perf_counter()
     with OutDir(cfg.out) as out:
         sink = _Samples(out, rank, world, cfg.resume)
         mine = [(i, it) for i, it in enumerate(sel.items) if i % world == rank]
         failed = _evaluate_all(ev, mine, sel.items, conditions, sink, cfg, rep)
         rows = sink.merge_ranks()
+        if rows is not None:
+            _trust_report([r for r in rows if r.get("run_id") == record.run_id], model, rep)
+            data = {**vars(cfg.data), "data_root": str(cfg.data.data_root)}
+            record.write(cfg.out, rep.warnings, {"data": data, "conditions": cfg.conditions})
     if rows is None:
         return None
     return _finish(cfg, rows, ev.scatter, failed, time.perf_counter() - t0, rep)
+
+
+def _trust_report(rows: list[dict], model, rep: Reporter) -> None:
+    """Warn when the model is mostly wrong about the clips, or does not know them."""
+    from lmaczs_cli.provenance import ACCURACY_FLOOR, DOMAIN_WARN_SHARE
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    clean = {r["clip"]: r.get("correct") for r in ok if r.get("condition") == "clean"}
+    judged = [int(v) for v in clean.values() if v not in (None, "")]
+    acc = sum(judged) / len(judged) if judged else 1.0
+    if acc < ACCURACY_FLOOR:
+        rep.warn(f"{model.name}'s zero-shot accuracy on these clips is {100 * acc:.0f} %"
+                 f" (below {100 * ACCURACY_FLOOR:.0f} %): the faithfulness numbers explain a model that is "
+                 "mostly wrong about them")
+    domain = {r["clip"]: r.get("in_domain") for r in ok}
+    outside = [c for c, v in domain.items() if v not in (None, "") and not int(v)]
+    if domain and len(outside) >= max(1, DOMAIN_WARN_SHARE * len(domain)):
+        rep.warn(f"{len(outside)} of {len(domain)} clips are unlike the audio {model.name} was trained on "
+                 "(in_domain=0 in samples.csv): its numbers for them mean little")
 
 
 def trained_on_warnings(explainers: dict, data: DataSelection) -> list[str]:
@@ -231,9 +257,9 @@ class _Evaluator:
     """Metrics of every method for batches of (possibly contaminated) clips."""
 
     def __init__(self, model, explainers: dict, text: torch.Tensor, labels: list[str], precision: str,
-                 plots: bool) -> None:
+                 plots: bool, record=None) -> None:
         self.model, self.explainers, self.text, self.labels = model, explainers, text, labels
-        self.precision, self.plots = precision, plots
+        self.precision, self.plots, self.record = precision, plots, record
         self.label_idx = {lab: i for i, lab in enumerate(labels)}
         self.scatter: list[dict] = []
 
@@ -258,11 +284,18 @@ class _Evaluator:
             enc = self.model.encode(mag)
         sims = enc.embedding.float() @ self.text.T
         p = torch.softmax(self.model.logit_scale * sims, dim=-1)
+        known = self.model.domain_check(enc.embedding)
         rows = []
         for name, ex in self.explainers.items():
             keep = [i for i in range(len(paths)) if (paths[i], cond, name) not in done]
-            if keep:
-                rows += self._method_rows(name, ex, keep, mag, enc, p, sims, paths, labels, cond, items)
+            if not keep:
+                continue
+            new = self._method_rows(name, ex, keep, mag, enc, p, sims, paths, labels, cond, items)
+            for r, i in zip(new, keep, strict=True):
+                r["in_domain"] = None if known is None else int(known[i])
+                r.update(self.record.row_fields(name) if self.record else {})
+                r.pop("mask_domain", None)
+            rows += new
         return rows
 
     def _method_rows(self, name, ex, keep, mag, enc, p, sims, paths, labels, cond, items) -> list[dict]:
@@ -294,7 +327,7 @@ class _Evaluator:
             row["accuracy"] = row["correct"]
             rows.append(row)
         if self.plots:
-            self.scatter += _scatter_points(self, ex, name, mag[k], enc_k, sims[k], cond)
+            self.scatter += _scatter_points(self, ex, name, mag[k], enc_k, sims[k], cond, m)
         return rows
 
 
@@ -329,19 +362,25 @@ def _gt_mask(path: str | None, label: str, shape: tuple) -> torch.Tensor | None:
     return g if tuple(g.shape) == shape else None
 
 
-def _scatter_points(ev: _Evaluator, ex, name: str, mag, enc, sims, cond: str, n_other: int = 4) -> list[dict]:
-    """Mask mean vs similarity for the top prompt and a few others per clip (paper Fig. 5)."""
+def _scatter_points(ev: _Evaluator, ex, name: str, mag, enc, sims, cond: str, pred_masks) -> list[dict]:
+    """Mask mean vs similarity (paper Fig. 5): every clip's predicted prompt (its mask is already
+    there), plus one other prompt per clip — per tenth clip for gradient methods, whose masks cost
+    a backward pass — so the plot adds at most about a tenth to a run."""
     g = torch.Generator().manual_seed(0)
-    pts = []
-    for j in range(mag.shape[0]):
-        others = torch.randperm(ev.text.shape[0], generator=g)[:n_other].tolist()
-        cand = list(dict.fromkeys([int(sims[j].argmax())] + others))
-        idx = torch.tensor([j] * len(cand), device=mag.device)
-        enc_j = type(enc)(enc.embedding[idx], [h[idx] for h in enc.hidden])
-        with ev._ac():
-            m = ex.masks(ev.model, mag[idx], ev.text[cand], encoded=enc_j)
-        pts += [{"method": name, "condition": cond, "similarity": float(sims[j, pi]),
-                 "mask_mean": float(m[q].mean())} for q, pi in enumerate(cand)]
+    top = sims.argmax(-1)
+    pts = [{"method": name, "condition": cond, "similarity": float(sims[j, top[j]]),
+            "mask_mean": float(pred_masks[j].mean())} for j in range(mag.shape[0])]
+    chosen = [j for j in range(mag.shape[0]) if not ex.needs_grad or (len(ev.scatter) + j) % 10 == 0]
+    if not chosen or ev.text.shape[0] < 2:
+        return pts
+    other = [int((top[j] + 1 + torch.randint(ev.text.shape[0] - 1, (1,), generator=g)) % ev.text.shape[0])
+             for j in chosen]
+    idx = torch.tensor(chosen, device=mag.device)
+    enc_o = type(enc)(enc.embedding[idx], [h[idx] for h in enc.hidden])
+    with ev._ac():
+        m = ex.masks(ev.model, mag[idx], ev.text[other], encoded=enc_o)
+    pts += [{"method": name, "condition": cond, "similarity": float(sims[j, o]),
+             "mask_mean": float(m[q].mean())} for q, (j, o) in enumerate(zip(chosen, other, strict=True))]
     return pts
 
 
@@ -363,12 +402,14 @@ def _finish(cfg: EvalConfig, rows: list[dict], scatter: list[dict], failed: int,
             rep: Reporter) -> EvalResult:
     summary = summary_rows(rows)
     write_csv_atomic(cfg.out / "summary.csv", summary, SUMMARY_COLUMNS)
-    if scatter:
-        write_csv_atomic(cfg.out / "mask_vs_similarity.csv", scatter,
-                         ["method", "condition", "similarity", "mask_mean"])
-        from lmaczs_cli.render import render_scatter
+    if cfg.plots:
+        from lmaczs_cli.render import render_scatter, render_summary_bars
 
-        render_scatter(cfg.out / "mask_vs_similarity.png", scatter)
+        render_summary_bars(cfg.out / "summary.png", summary)
+        if scatter:
+            write_csv_atomic(cfg.out / "mask_vs_similarity.csv", scatter,
+                             ["method", "condition", "similarity", "mask_mean"])
+            render_scatter(cfg.out / "mask_vs_similarity.png", scatter)
     n = sum(1 for r in rows if r.get("status") == "ok")
     rep.info(f"lmaczs: {n} sample rows in {seconds:.1f} s -> {cfg.out / 'samples.csv'}, "
              f"{cfg.out / 'summary.csv'}")

@@ -16,12 +16,14 @@ from typing import Any
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE, Prompt
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.outputs import inside, read_csv, safe_name
+from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
 RESULT_COLUMNS = [
     "clip", "prompt", "label", "method", "rank", "similarity", "masked_similarity", "mask_mean",
-    "wav", "residual_wav", "png", "mask", "status", "error",
+    "faithful", "in_domain", "wav", "residual_wav", "png", "mask", "status", "error",
+    "run_id", "model", "checkpoint", "decoder", "mask_domain",
 ]
 
 
@@ -69,9 +71,16 @@ def clip_slug(path: str) -> str:
     return f"{safe_name(Path(path).stem, 50)}_{digest}"
 
 
+def prompt_slug(prompt: str) -> str:
+    """Folder name of a prompt: its sanitised text plus a hash of it, for every prompt alike."""
+    digest = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:8]
+    name = safe_name(prompt, 60)
+    return name if name.endswith(f"_{digest}") else f"{name}_{digest}"
+
+
 def pair_dir(out: Path, clip: str, prompt: str, method: str) -> Path:
-    """``out/<clip>/<prompt>/<method>/``, guaranteed inside ``out``."""
-    rel = Path(clip_slug(clip)) / safe_name(prompt, 60) / safe_name(method, 30)
+    """``out/<clip>/<prompt>/<method>/``, guaranteed inside ``out`` (``gradcam++`` -> ``gradcampp``)."""
+    rel = Path(clip_slug(clip)) / prompt_slug(prompt) / safe_name(method.replace("+", "p"), 30)
     return inside(out, rel)
 
 
@@ -98,22 +107,50 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     model = load_model(run.clap, run.clap_ckpt, tokenizer_dir=run.tokenizer_dir, device=run.device,
                        seed=run.seed)
     explainers = [load_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods]
+    record = RunRecord("explain" if cfg.methods == ["lmaczs"] else "baseline", model,
+                       {ex.name: ex for ex in explainers}, cfg.method_options, run)
+    for w in trust_warnings(model):
+        rep.warn(w)
     t0 = time.perf_counter()
     with OutDir(cfg.out) as out:
         if out.cleaned:
             rep.info(f"lmaczs: removed {len(out.cleaned)} temp files left by an interrupted run")
-        table = _Table(out, cfg, prompts)
-        failed = {p.path: table.fail(p.path, m, p.reason, rep) for p in inputs.problems for m in cfg.methods}
-        for ex in explainers:
-            failed |= _explain_with(ex, inputs.paths, prompts, cfg, table, rep)
-        table.flush()
+        table = _Table(out, cfg, prompts, record)
+        try:
+            failed = {p.path: table.fail(p.path, m, p.reason, rep)
+                      for p in inputs.problems for m in cfg.methods}
+            for ex in explainers:
+                failed |= _explain_with(ex, inputs.paths, prompts, cfg, table, rep)
+            table.flush()
+        finally:
+            _trust_report(table, model, rep)
+            record.write(cfg.out, rep.warnings, {"inputs": len(inputs.paths) + len(inputs.problems)})
     n_inputs = len(inputs.paths) + len(inputs.problems)
     result = ExplainResult(table.rows, len(failed), n_inputs, table.path, time.perf_counter() - t0)
     noun = "explanation" if table.written == 1 else "explanations"
-    rep.info(f"lmaczs: {table.written} {noun} in {result.seconds:.1f} s -> {table.path}")
+    rep.info(f"lmaczs: {table.written} {noun} ({', '.join(cfg.methods)}) in {result.seconds:.1f} s "
+             f"-> {table.path}")
     if failed:
         rep.notice(f"lmaczs: {len(failed)} of {n_inputs} inputs failed")
     return result
+
+
+def _trust_report(table: _Table, model, rep: Reporter) -> None:
+    """Warn about this run's unfaithful pairs and clips the model does not know."""
+    from lmaczs_cli.provenance import DOMAIN_WARN_SHARE, FAITHFUL_TOL
+
+    mine = [r for r in table.mine if r.get("status") == "ok"]
+    unfaithful = sum(1 for r in mine if r.get("faithful") == 0)
+    if unfaithful:
+        rep.warn(f"{unfaithful} of {len(mine)} explanations are not faithful (|s - s~| > {FAITHFUL_TOL}: the "
+                 "masked clip does not keep the similarity); they are marked faithful=0 in results.csv")
+    clips = {r["clip"]: r.get("in_domain") for r in mine}
+    outside = [c for c, inside in clips.items() if inside == 0]
+    if clips and len(outside) >= max(1, DOMAIN_WARN_SHARE * len(clips)):
+        rep.warn(f"{len(outside)} of {len(clips)} clips are unlike the audio {model.name} was trained on "
+                 f"(in_domain=0 in results.csv): its similarities and explanations for them mean little"
+                 + (" (the bundled small model knows only its synthetic world of 10 event classes)"
+                    if model.name == "small" else ""))
 
 
 def _explain_with(explainer, paths: list[Path], prompts: list[Prompt], cfg: ExplainConfig,
@@ -135,12 +172,12 @@ def _explain_with(explainer, paths: list[Path], prompts: list[Prompt], cfg: Expl
                     table.flush()
                     raise UsageError(f"stopping at the first bad input (--fail-fast): {res.error}")
             else:
-                table.add([_save(e, cfg) for e in res.explanations], rep)
+                table.add([_save(e, cfg, table.record) for e in res.explanations], rep)
             advance(1)
     return failed
 
 
-def _save(e, cfg: ExplainConfig) -> dict:
+def _save(e, cfg: ExplainConfig, record: RunRecord) -> dict:
     """Write one explanation's files; on a write failure remove what was written and stop the run."""
     from lmaczs_cli.outdir import write_failure
 
@@ -155,9 +192,14 @@ def _save(e, cfg: ExplainConfig) -> dict:
     return {
         "clip": e.clip, "prompt": e.prompt, "label": e.label, "method": e.method, "rank": e.rank,
         "similarity": e.similarity, "masked_similarity": e.masked_similarity, "mask_mean": e.mask_mean,
+        "faithful": _int(e.faithful), "in_domain": _int(e.in_domain),
         "wav": str(paths["wav"]), "residual_wav": _str(paths.get("residual_wav")), "png": str(paths["png"]),
-        "mask": _str(paths.get("mask")), "status": "ok", "error": None,
+        "mask": _str(paths.get("mask")), "status": "ok", "error": None, **record.row_fields(e.method),
     }
+
+
+def _int(flag: bool | None) -> int | None:
+    return None if flag is None else int(flag)
 
 
 def _str(p: Path | None) -> str | None:
@@ -171,8 +213,9 @@ def _key(row) -> tuple[str, str, str]:
 class _Table:
     """results.csv: this run's rows merged into what is on disk at most every second, and at the end."""
 
-    def __init__(self, out, cfg: ExplainConfig, prompts: list[Prompt]) -> None:
-        self.out, self.cfg, self.prompts = out, cfg, prompts
+    def __init__(self, out, cfg: ExplainConfig, prompts: list[Prompt], record: RunRecord) -> None:
+        self.out, self.cfg, self.prompts, self.record = out, cfg, prompts, record
+        self.mine: list[dict] = []  # this run's rows
         self.path = out.path / "results.csv"
         self.k = min(cfg.top_k or len(prompts), len(prompts))
         self.done = _done_rows(read_csv(self.path)) if cfg.resume else {}
@@ -192,6 +235,7 @@ class _Table:
 
     def add(self, rows: list[dict], rep: Reporter) -> None:
         self.pending += rows
+        self.mine += rows
         self.written += len(rows)
         for row in rows:
             rep.result({k: v for k, v in row.items() if v not in (None, "")})
@@ -200,7 +244,8 @@ class _Table:
 
     def fail(self, clip: str, method: str, error: str, rep: Reporter) -> str:
         rep.error(f"lmaczs: {error}")
-        self.add([{"clip": clip, "method": method, "status": "error", "error": error}], rep)
+        self.add([{"clip": clip, "method": method, "status": "error", "error": error,
+                   **self.record.row_fields(method)}], rep)
         self.written -= 1
         return error
 

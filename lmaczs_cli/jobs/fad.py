@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from lmaczs_cli.errors import UsageError
+from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
@@ -39,8 +40,12 @@ def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int
         rep.error(f"lmaczs: {e}")
     row = {"set_a": cfg.set_a, "set_b": cfg.set_b, "n_a": len(ea), "n_b": len(eb), "model": run.clap,
            "frechet_distance": frechet_distance(ea, eb)}
+    record = RunRecord("fad", model, {}, None, run)
+    for w in trust_warnings(model):
+        rep.warn(w)
     with OutDir(cfg.out) as out:  # one row per (sets, model): earlier pairs of sets are kept
         out.update_table("fad.csv", [row], list(row), lambda r: (r["set_a"], r["set_b"], r["model"]))
+        record.write(cfg.out, rep.warnings, {"result": row})
     rep.result(row)
     return row, len(err_a) + len(err_b)
 

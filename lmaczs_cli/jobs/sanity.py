@@ -24,6 +24,7 @@ from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.data.registry import DataSelection
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import ZeroShotModel
+from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
@@ -146,11 +147,19 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     text = model.embed_text(label_prompts(sel.labels, cfg.prompt_template)).float()
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
+    record = RunRecord("sanity-check", model, explainers, cfg.method_options, run)
+    for w in trust_warnings(model):
+        rep.warn(w)
     clips = _load_clips(model, sel.items, text, run, rep)
     ssim_rows, base = _randomisation(model, explainers, clips, text, cfg, rep)
     sens_rows = _prompt_sensitivity(model, explainers, clips, text, sel.labels, base, cfg)
     with OutDir(cfg.out) as out:
         summary = _write_outputs(out, cfg, list(explainers), ssim_rows, sens_rows)
+        failed = [r["method"] for r in summary["methods"] if not r["passed"]]
+        if failed:
+            rep.warn(f"{', '.join(failed)}: the maps survive model randomisation (SSIM after the last block "
+                     f"> {PASS_SSIM}): they do not show what this model computes")
+        record.write(cfg.out, rep.warnings, {"summary": summary})
     for row in summary["methods"]:
         rep.result(row)
     return summary
@@ -178,7 +187,7 @@ def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[d
     all_ssim = out.update_table("ssim.csv", ssim_summary, SSIM_COLUMNS, whole, mine)
     out.update_table("ssim_samples.csv", ssim_rows, ["method", "step", "block", "clip", "ssim"], whole, mine)
     all_sens = out.update_table("prompt_sensitivity.csv", sens_rows, SENS_COLUMNS, whole, mine)
-    render_ssim(cfg.out / "ssim.png", all_ssim, cfg.mode)
+    render_ssim(cfg.out / "ssim.png", all_ssim, cfg.mode, PASS_SSIM)
     render_scatter(cfg.out / "mask_vs_similarity.png", [
         {"method": r["method"], "condition": "clean", "similarity": float(r["similarity"]),
          "mask_mean": float(r["mask_mean"])} for r in all_sens])

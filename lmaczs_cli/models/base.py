@@ -52,6 +52,18 @@ class ZeroShotModel(nn.Module, ABC):
     window_seconds: float
     stft_config: STFTConfig
     n_mels: int
+    #: the weights file (or folder) the model was loaded from; None: seeded random weights
+    checkpoint_path: str | None = None
+
+    @property
+    def random_weights(self) -> bool:
+        """True when the weights are random (``--clap-ckpt random``): results mean nothing."""
+        return self.checkpoint_path is None
+
+    def domain_check(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        """Per clip, True when an audio embedding [B, D] looks like the audio the model knows;
+        None when the model cannot tell (the default)."""
+        return None
 
     # -- signal side -------------------------------------------------------
     @property

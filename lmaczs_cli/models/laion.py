@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmaczs_cli.download import tokenizer_cache_dir
-from lmaczs_cli.errors import AudioError, UsageError
+from lmaczs_cli.errors import AudioError, RandomWeightsWarning, UsageError
 from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
 from lmaczs_cli.models.laion_checkpoint import (
     checkpoint_amodel,
@@ -400,13 +400,14 @@ def build_laion(
         warnings.warn(
             f"{name}: using RANDOM weights (seed {seed}) - embeddings and explanations are "
             "meaningless; pass --clap-ckpt FILE for a trained model",
-            UserWarning,
+            RandomWeightsWarning,
             stacklevel=3,
         )
         _typical_bn0(clap)
     else:
         _load_weights(clap, sd, str(path), amodel)
     model = LaionClap(clap, cfg, name, path.name if path else "random", tokenizer_dir)
+    model.checkpoint_path = str(path) if path is not None else None
     return model.to(_device(device)).eval()
 
 

@@ -196,6 +196,16 @@ class SmallClap(ZeroShotModel):
     def gradcam_target(self) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
         return self.blocks[-1], None
 
+    def domain_check(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        """True for clips whose embedding looks like the synthetic world (see ``small_domain``)."""
+        if "_domain" not in self.__dict__:
+            from lmaczs_cli.models import small_domain
+
+            path = self.checkpoint_path
+            self.__dict__["_domain"] = small_domain.load(self, Path(path)) if path else None
+        check = self.__dict__["_domain"]
+        return None if check is None else check(embeddings)
+
     # -- weights -------------------------------------------------------------------
     def save(self, path: str | Path, extra: dict[str, str] | None = None) -> None:
         """Write the trained weights (no text tower) as safetensors, atomically."""
@@ -242,6 +252,7 @@ def load_small(
         except RuntimeError as e:
             raise UsageError(f"{path} does not fit the small model: {str(e)[:200]}") from None
         model.checkpoint = path.name
+        model.checkpoint_path = str(path)
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device).eval()

@@ -40,6 +40,7 @@ from lmaczs_cli.jobs.train.state import rng_state, set_rng_state
 from lmaczs_cli.jobs.train.validation import validate
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.objective import LossWeights, lmaczs_objective
+from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import autocast, check_precision, seed_everything
 
@@ -102,6 +103,10 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         seed_everything(cfg.seed)
         self.model = self._frozen(model)
+        self.record = RunRecord("train", self.model, {}, None, cfg)
+        if self.info.main:
+            for w in trust_warnings(self.model):
+                self.rep.warn(w)
         self.train_set, self.val_set = self._data(train_set, val_set)
         self._build_optimisation()
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -219,6 +224,9 @@ class Trainer:
             self.validate()
         self.save_latest()
         failed = sum(D.all_gather_objects(self.info, len(self.errors_seen)))
+        if self.info.main:
+            self.record.write(self.out, self.rep.warnings, {"step": self.step, "best_step": self.best_step,
+                                                            "val": self.last_val, "training": self.sources})
         if self.info.enabled:
             import torch.distributed as dist
 

@@ -1,0 +1,133 @@
+"""What produced a result, and whether to trust it.
+
+Every run writes ``run.json`` into its ``--out`` (the latest run) and appends the same
+record to ``runs.jsonl`` (every run into that folder): command line, lmaczs version,
+model and checkpoint (path and SHA-256), each method's options (LMAC-ZS: decoder path
+and SHA-256, mask domain), seed, device, precision, start and end, and the warnings
+the run gave. Result rows carry ``run_id`` and the model, checkpoint and decoder.
+
+Trust: :data:`FAITHFUL_TOL` decides the ``faithful`` column (``|s − s~|`` at most it),
+:data:`ACCURACY_FLOOR` when ``evaluate`` warns that the model is mostly wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from lmaczs_cli import __version__
+
+#: a pair is faithful when its masked similarity is within this of its similarity
+FAITHFUL_TOL = 0.1
+#: evaluate warns when the model's zero-shot accuracy on the evaluated clips is below this
+ACCURACY_FLOOR = 0.5
+#: a run warns when at least this share of its clips look unlike the audio the model knows
+DOMAIN_WARN_SHARE = 0.2
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def file_sha256(path: str | os.PathLike[str] | None) -> str | None:
+    """SHA-256 of a file (a folder: of its files' digests), cached by path, size and mtime."""
+    if path is None or not Path(path).exists():
+        return None
+    p = Path(path).resolve()
+    if p.is_dir():
+        inner = "".join(f"{f.relative_to(p)}:{file_sha256(f)}\n" for f in sorted(p.rglob("*")) if f.is_file())
+        return hashlib.sha256(inner.encode()).hexdigest()
+    st = p.stat()
+    key = hashlib.sha256(f"{p}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+    cache = _cache_dir() / key
+    if cache.is_file():
+        return cache.read_text().strip()
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(digest)
+    except OSError:
+        pass  # a read-only cache only costs the next run a re-hash
+    return digest
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lmaczs" / "sha256"
+
+
+def model_record(model: Any) -> dict[str, Any]:
+    """The model's name, checkpoint path and digest, and whether its weights are random."""
+    path = getattr(model, "checkpoint_path", None)
+    return {"name": model.name, "checkpoint": path or "random", "checkpoint_sha256": file_sha256(path),
+            "random_weights": bool(getattr(model, "random_weights", path is None))}
+
+
+def method_record(explainer: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A method's options; for LMAC-ZS also its decoder (path, digest) and mask domain."""
+    rec: dict[str, Any] = {"options": {k: (str(v) if isinstance(v, Path) else v)
+                                       for k, v in (options or {}).items()}}
+    decoder = getattr(explainer, "decoder_path", None)
+    if decoder is not None:
+        rec.update(decoder=str(decoder), decoder_sha256=file_sha256(decoder),
+                   mask_domain=getattr(explainer, "domain", None))
+    return rec
+
+
+class RunRecord:
+    """The record of one run, written with :meth:`write` when the run ends (or fails)."""
+
+    def __init__(self, command: str, model: Any, explainers: dict[str, Any],
+                 options: dict[str, dict[str, Any]] | None = None, run: Any = None) -> None:
+        self.run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        self.model = model_record(model)
+        self.methods = {m: method_record(ex, (options or {}).get(m)) for m, ex in explainers.items()}
+        self.data: dict[str, Any] = {
+            "run_id": self.run_id, "command": command, "argv": list(sys.argv), "cwd": os.getcwd(),
+            "lmaczs_version": __version__,
+            "started": _now(), "finished": None, "model": self.model, "methods": self.methods,
+            "seed": getattr(run, "seed", None), "device": str(getattr(model, "device", "")),
+            "precision": getattr(run, "precision", None), "warnings": [],
+        }
+
+    def row_fields(self, method: str) -> dict[str, Any]:
+        """What every result row of ``method`` carries about its origin."""
+        m = self.methods.get(method, {})
+        return {"run_id": self.run_id, "model": self.model["name"], "checkpoint": self.model["checkpoint"],
+                "decoder": m.get("decoder"), "mask_domain": m.get("mask_domain")}
+
+    def write(self, out: Path, warnings: list[str], extra: dict[str, Any] | None = None) -> None:
+        """``run.json`` (atomically) and one more line of ``runs.jsonl`` (under a lock)."""
+        from lmaczs_cli.outdir import locked
+        from lmaczs_cli.outputs import write_text_atomic
+
+        self.data.update(finished=_now(), warnings=list(dict.fromkeys(warnings)), **(extra or {}))
+        text = json.dumps(self.data, indent=2, default=str)
+        write_text_atomic(out / "run.json", text + "\n")
+        with locked(out / ".runs.jsonl.lock"), (out / "runs.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(self.data, default=str) + "\n")
+
+
+def trust_warnings(model: Any) -> list[str]:
+    """Warnings about the model itself (random weights)."""
+    if getattr(model, "random_weights", False):
+        return [f"{model.name} has RANDOM WEIGHTS (--clap-ckpt random): similarities and explanations "
+                "are meaningless; pass --clap-ckpt FILE for a trained model"]
+    return []
+
+
+def faithful(similarity: float | None, masked: float | None) -> int | None:
+    """1 when ``|s − s~| <= FAITHFUL_TOL``, 0 when not, None when s~ was not computed."""
+    if similarity is None or masked is None:
+        return None
+    return int(abs(float(similarity) - float(masked)) <= FAITHFUL_TOL)
