@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from lmaczs_cli.cli import options as o
@@ -40,3 +42,18 @@ def report(run_dir: o.RunDir, copy_originals: o.CopyOriginals = False, *, shared
     shared.reporter().result({"report": str(path)})  # the JSON line with --json
     if not shared.json_out:
         typer.echo(str(path))
+
+
+def also_report(wanted: bool, out: Path, shared: Shared) -> None:
+    """``--report`` of explain, baseline, evaluate and sanity-check: write ``out/report.html``
+    after the run. A page that cannot be written is a warning: the results themselves are safe."""
+    if not wanted:
+        return
+    from lmaczs_cli.errors import LmaczsError
+    from lmaczs_cli.report import write_report
+
+    rep = shared.reporter()
+    try:
+        rep.info(f"wrote {write_report(out)}")
+    except LmaczsError as e:
+        rep.warn(f"report.html not written: {e}")

@@ -59,6 +59,8 @@ class Report:
 def gather(run_dir: Path, copy_originals: bool = False) -> Report:
     """Read ``run_dir`` into a :class:`Report` (a usage error when it is not a folder)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise UsageError(f"{run_dir}: is a file; give the run's folder ({run_dir.parent})")
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such folder")
     runs = read_runs(run_dir)
@@ -82,7 +84,7 @@ def _notices(rep: Report) -> list[str]:
         if ex.n_missing:
             notes.append(f"{ex.n_missing} explanation(s) have files missing (moved or deleted); "
                          "they are shown without players.")
-        lost = sum(1 for c in ex.clips if c.get("original") is None)
+        lost = sum(1 for c in ex.clips if c["original"] is None and not c["failed"])
         if lost:
             notes.append(f"{lost} original clip(s) cannot be played here (each clip says why).")
     if rep.sanity is not None:
@@ -95,8 +97,10 @@ def write_report(run_dir: Path | str, copy_originals: bool = False) -> Path:
 
     ``copy_originals`` copies original clips that lie outside ``run_dir`` (or that browsers
     cannot play) into ``run_dir/originals/``, so the folder plays anywhere once moved.
-    Raises :class:`UsageError` when the folder holds nothing to report.
+    Raises :class:`UsageError` when the folder holds nothing to report and
+    :class:`~lmaczs_cli.outdir.OutputError` when the page cannot be written.
     """
+    from lmaczs_cli.outdir import write_failure
     from lmaczs_cli.outputs import write_text_atomic
     from lmaczs_cli.report.html import render
 
@@ -105,5 +109,8 @@ def write_report(run_dir: Path | str, copy_originals: bool = False) -> Path:
         raise UsageError(f"{run_dir}: nothing to report (no results.csv, summary.csv, summary.json, "
                          "ssim.csv or run.json)")
     path = rep.run_dir / REPORT_NAME
-    write_text_atomic(path, render(rep))
+    try:
+        write_text_atomic(path, render(rep))
+    except OSError as e:  # read-only folder, full disk: one line, exit 1
+        raise write_failure(path, e) from None
     return path

@@ -54,8 +54,12 @@ def gather_explanations(run_dir: Path, resolver: Resolver,
             index[clip] = len(found.clips)
             found.clips.append({"name": clip})
         found.rows.append(_row(rec, index[clip], resolver))
-    for clip in found.clips:  # after the outputs: they tell the resolver where the run ran
-        clip.update(_original(clip["name"], run_dir, resolver, copy_originals))
+    explained = {r["clip"] for r in found.rows if r["status"] == "ok"}
+    for i, clip in enumerate(found.clips):  # after the outputs: they tell the resolver where the run ran
+        if i in explained:
+            clip.update(_original(clip["name"], run_dir, resolver, copy_originals))
+        else:  # an input that failed may not be audio at all: its error says why, no player
+            clip.update(original=None, note="", failed=True)
     return found
 
 
@@ -82,15 +86,16 @@ def _original(name: str, run_dir: Path, resolver: Resolver, copy: bool) -> dict[
     """The original clip's link, or a note saying why it cannot be played."""
     path = resolver.anywhere(name)
     if path is None:
-        return {"original": None,
+        return {"original": None, "failed": False,
                 "note": "original not found (moved, or recorded relative to another folder)"}
     inside = run_dir.resolve() in path.parents
     if copy and (not inside or path.suffix.lower() not in PLAYABLE):
         path = copy_original(path, run_dir / "originals")
     elif path.suffix.lower() not in PLAYABLE:
-        return {"original": None, "note": f"browsers cannot play {path.suffix or 'this'} files "
-                                          "(lmaczs report --copy-originals converts them to WAV)"}
-    return {"original": resolver.link(path), "note": ""}
+        return {"original": None, "failed": False,
+                "note": f"browsers cannot play {path.suffix or 'this'} files "
+                        "(lmaczs report --copy-originals converts them to WAV)"}
+    return {"original": resolver.link(path), "note": "", "failed": False}
 
 
 def copy_original(src: Path, folder: Path) -> Path:

@@ -112,7 +112,7 @@ def _explanations(rep: Report) -> str:
     sorts = [("similarity", "similarity s (high first)"),
              ("masked_similarity", "masked similarity s~ (high first)"),
              ("gap", "|s − s~| (small first)"), ("mask_mean", "mask mean (high first)"),
-             ("rank", "rank"), ("clip", "clip name")]
+             ("rank", "rank"), ("prompt", "prompt (A–Z)"), ("method", "method"), ("clip", "clip name")]
     options = "".join(f'<option value="{k}">{t}</option>' for k, t in sorts)
     return f"""<section id="explanations"><h2>Explanations</h2>
 <p>{e(line)}. Each clip: the original, then per prompt and method the map (input spectrogram,

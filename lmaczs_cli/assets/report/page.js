@@ -15,6 +15,8 @@
     gap: { key: (r) => gap(r), dir: 1 },
     mask_mean: { key: (r) => r.mask_mean, dir: -1 },
     rank: { key: (r) => r.rank, dir: 1 },
+    prompt: { key: (r) => r.prompt.toLowerCase(), dir: 1 },
+    method: { key: (r) => r.method, dir: 1 },
     clip: { key: (r) => r.rank, dir: 1 },
   };
   const form = document.getElementById('filters');
@@ -131,7 +133,11 @@
   function card(g) {
     const clip = DATA.clips[g.clip];
     const head = el('div', { class: 'clip-head' }, el('h3', { class: 'clip-name' }, clip.name));
-    head.append(clip.original ? player('original', clip.original) : el('p', { class: 'note' }, clip.note));
+    if (clip.original) {
+      head.append(player('original', clip.original));
+    } else if (clip.note) {
+      head.append(el('p', { class: 'note' }, clip.note));
+    }
     const body = el('div', { class: 'rows' });
     const shown = state.expandAll ? g.rows : g.rows.slice(0, ROWS_SHOWN);
     body.append(...shown.map(rowView));
