@@ -10,6 +10,7 @@ sanity-check), ``html`` (the page).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,17 +101,21 @@ def write_report(run_dir: Path | str, copy_originals: bool = False) -> Path:
     Raises :class:`UsageError` when the folder holds nothing to report and
     :class:`~lmaczs_cli.outdir.OutputError` when the page cannot be written.
     """
-    from lmaczs_cli.outdir import write_failure
+    from lmaczs_cli.outdir import _locked, write_failure
     from lmaczs_cli.outputs import write_text_atomic
     from lmaczs_cli.report.html import render
 
-    rep = gather(Path(run_dir), copy_originals)
-    if rep.empty:
-        raise UsageError(f"{run_dir}: nothing to report (no results.csv, summary.csv, summary.json, "
-                         "ssim.csv or run.json)")
-    path = rep.run_dir / REPORT_NAME
+    run_dir = Path(run_dir)
+    path = run_dir / REPORT_NAME
     try:
-        write_text_atomic(path, render(rep))
+        # runs finishing together into one folder: each reads and writes under this lock, after its
+        # own rows are in the tables, so the page written last holds every run's rows
+        with _locked(run_dir / f".{REPORT_NAME}.lock") if run_dir.is_dir() else contextlib.nullcontext():
+            rep = gather(run_dir, copy_originals)
+            if rep.empty:
+                raise UsageError(f"{run_dir}: nothing to report (no results.csv, summary.csv, summary.json, "
+                                 "ssim.csv or run.json)")
+            write_text_atomic(path, render(rep))
     except OSError as e:  # read-only folder, full disk: one line, exit 1
         raise write_failure(path, e) from None
     return path

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from lmaczs_cli.report.links import href
 from lmaczs_cli.report.provenance import summary_fields
-from lmaczs_cli.report.studies import METRIC_NOTES, Cell, verdict
+from lmaczs_cli.report.studies import METRIC_NOTES, Cell, number, verdict
 
 if TYPE_CHECKING:
     from lmaczs_cli.report import Report
@@ -75,8 +75,8 @@ def _header(rep: Report, name: str) -> str:
     if rep.random_weights:
         items = "".join(f"<li>{e(w)}</li>" for w in rep.random_weights)
         parts.append('<div class="banner" id="random-weights"><strong>RANDOM WEIGHTS</strong> — '
-                     "these results come from a model with random, untrained weights: its similarities "
-                     f"and explanations say nothing about sound.<ul>{items}</ul></div>")
+                     "results in this folder come from a model with random, untrained weights: their "
+                     f"similarities and explanations say nothing about sound.<ul>{items}</ul></div>")
     warnings = rep.runs.warnings()
     if warnings or rep.notices:
         items = "".join(f'<li>{e(w)} <span class="run">(run {e(rid)})</span></li>' for rid, w in warnings)
@@ -136,14 +136,22 @@ s is the model's similarity of the clip to the prompt, s~ that of the explanatio
 def _ci_cell(c: Cell | None) -> str:
     if c is None or c.mean is None:
         return '<td class="num">–</td>'
-    ci = f"[{c.low:.3f}, {c.high:.3f}]" if c.low is not None and c.high is not None else ""
-    return f'<td class="num" title="n = {e(c.n)}">{c.mean:.3f}<span class="ci">{ci}</span></td>'
+    ci = f"[{_fmt(c.low)}, {_fmt(c.high)}]" if c.low is not None and c.high is not None else ""
+    return f'<td class="num" title="n = {e(c.n)}">{_fmt(c.mean)}<span class="ci">{ci}</span></td>'
+
+
+def _table(table_id: str, head: list[str], rows: list[str]) -> str:
+    """A table that scrolls sideways on its own when it is wider than the page."""
+    th = "".join(f"<th>{h}</th>" for h in head)
+    return (f'<div class="wide"><table id="{table_id}"><thead><tr>{th}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _evaluation(rep: Report) -> str:
     ev = rep.evaluation
     assert ev is not None
-    head = "".join(f'<th title="{e(METRIC_NOTES.get(m, ("", ""))[0])}">{e(m)}</th>' for m in ev.metrics)
+    head = ["method", "condition"] + [f'<span title="{e(METRIC_NOTES.get(m, ("", ""))[0])}">{e(m)}</span>'
+                                      for m in ev.metrics] + ["n"]
     rows = []
     for method, condition, cells in ev.lines:
         ns = sorted({c.n for c in cells.values() if c.n})
@@ -153,10 +161,9 @@ def _evaluation(rep: Report) -> str:
                        for m in ev.metrics if m in METRIC_NOTES)
     plot = (f'<div class="plots"><img loading="lazy" src="{e(href(ev.plot, rep.run_dir))}" '
             'alt="mask mean against similarity"></div>' if ev.plot else "")
-    return (f'<section id="evaluation"><h2>Evaluation</h2><p>Mean over clips with its bootstrap 95 % '
-            f"confidence interval in brackets (summary.csv).</p>"
-            f'<table id="summary"><thead><tr><th>method</th><th>condition</th>{head}<th>n</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table><p class="legend">{legend}</p>{plot}</section>')
+    return ('<section id="evaluation"><h2>Evaluation</h2><p>Mean over clips with its bootstrap 95 % '
+            "confidence interval in brackets (summary.csv).</p>"
+            f'{_table("summary", head, rows)}<p class="legend">{legend}</p>{plot}</section>')
 
 
 def _sanity(rep: Report) -> str:
@@ -167,35 +174,30 @@ def _sanity(rep: Report) -> str:
         passed, line = verdict(m, san.pass_ssim)
         out.append(f'<p class="verdict {"pass" if passed else "fail"}">{e(line)}</p>')
     if san.methods:
-        rows = "".join(
-            f"<tr><td>{e(m.get('method', '?'))}</td><td>{e(_fmt(m.get('ssim_true_vs_wrong_prompt')))}</td>"
-            f"<td>{e(_fmt(m.get('corr_mask_mean_similarity')))}</td></tr>" for m in san.methods)
-        out.append("<table><thead><tr><th>method</th><th>SSIM of maps, true vs wrong prompt</th>"
-                   f"<th>corr(mask mean, s)</th></tr></thead><tbody>{rows}</tbody></table>")
+        keys = ("ssim_true_vs_wrong_prompt", "corr_mask_mean_similarity")
+        rows = [f"<tr><td>{e(m.get('method', '?'))}</td>"
+                + "".join(f"<td>{e(_fmt(m.get(k)))}</td>" for k in keys) + "</tr>" for m in san.methods]
+        out.append(_table("prompts", ["method", "SSIM of maps, true vs wrong prompt", "corr(mask mean, s)"],
+                          rows))
     if san.curve:
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{e(r.get(k, ''))}</td>" for k in ("method", "step", "block"))
-            + _ci_cell(_cell(r)) + f"<td>{e(r.get('n', ''))}</td></tr>" for r in san.curve)
-        out.append("<h3>SSIM of the maps to the intact model's, per randomisation step</h3>"
-                   '<table id="ssim"><thead><tr><th>method</th><th>step</th><th>randomised</th>'
-                   f"<th>SSIM [95 % CI]</th><th>n</th></tr></thead><tbody>{rows}</tbody></table>")
+        methods, lines = san.curve_table()
+        rows = [f"<tr><td>{e(step)}</td><td>{e(block)}</td>"
+                + "".join(_ci_cell(cells.get(m)) for m in methods) + "</tr>" for step, block, cells in lines]
+        out.append("<h3>SSIM of each method's maps to its maps from the intact model, per randomisation "
+                   "step (mean [95 % CI])</h3>"
+                   + _table("ssim", ["step", "randomised"] + [e(m) for m in methods], rows))
     imgs = "".join(f'<img loading="lazy" src="{e(href(p, rep.run_dir))}" alt="{e(p.stem)}">'
                    for p in san.plots)
     out.append(f'<div class="plots">{imgs}</div>')
     return "\n".join(out) + "</section>"
 
 
-def _cell(r: dict[str, str]) -> Cell:
-    from lmaczs_cli.report.studies import number
-
-    return Cell(number(r.get("mean")), number(r.get("ci_low")), number(r.get("ci_high")), r.get("n", ""))
-
-
 def _fmt(v: object) -> str:
-    from lmaczs_cli.report.studies import number
-
+    """A number for a table: 3 decimals below 10, 1 from 10 on (as wide as the CLI's tables)."""
     x = number(v)
-    return "–" if x is None else f"{x:.3f}"
+    if x is None:
+        return "–"
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3f}"
 
 
 def _files(rep: Report) -> str:

@@ -62,6 +62,18 @@ class Sanity:
     plots: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    def curve_table(self) -> tuple[list[str], list[tuple[str, str, dict[str, Cell]]]]:
+        """ssim.csv pivoted: the methods, and per randomisation step (step, block, {method: cell})."""
+        methods: list[str] = []
+        steps: dict[tuple[str, str], dict[str, Cell]] = {}
+        for r in self.curve:
+            m = r.get("method") or ""
+            if m not in methods:
+                methods.append(m)
+            steps.setdefault((r.get("step") or "", r.get("block") or ""), {})[m] = cell(r)
+        order = sorted(steps, key=lambda k: (number(k[0]) is None, number(k[0]) or 0.0, k[0]))
+        return methods, [(step, block, steps[(step, block)]) for step, block in order]
+
 
 def gather_evaluation(run_dir: Path) -> Evaluation | None:
     """The evaluate outputs in ``run_dir``, or None when there is no summary.csv."""
@@ -75,8 +87,7 @@ def gather_evaluation(run_dir: Path) -> Evaluation | None:
         if metric not in ev.metrics:
             ev.metrics.append(metric)
         cells = by_line.setdefault((r.get("method") or "", r.get("condition") or ""), {})
-        cells[metric] = Cell(number(r.get("mean")), number(r.get("ci_low")), number(r.get("ci_high")),
-                             r.get("n") or "")
+        cells[metric] = cell(r)
     ev.lines = [(m, c, cells) for (m, c), cells in by_line.items()]
     plot = run_dir / "mask_vs_similarity.png"
     ev.plot = plot if plot.is_file() and not (run_dir / "ssim.csv").is_file() else None
@@ -108,6 +119,12 @@ def verdict(method: dict[str, Any], limit: float | None) -> tuple[bool, str]:
     bound = f"{limit:.2f}" if limit is not None else "?"
     return passed, (f"{method.get('method', '?')}: {'passed' if passed else 'FAILED'} the randomisation "
                     f"test (SSIM after the last block {last:.2f}, must be <= {bound})")
+
+
+def cell(row: dict[str, str]) -> Cell:
+    """The mean, CI and n of one summary row (summary.csv, ssim.csv)."""
+    return Cell(number(row.get("mean")), number(row.get("ci_low")), number(row.get("ci_high")),
+                row.get("n") or "")
 
 
 def number(value: Any) -> float | None:

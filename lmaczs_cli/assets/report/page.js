@@ -161,7 +161,8 @@
     const info = el('div', { class: 'info' },
       el('p', { class: 'prompt' }, el('q', {}, r.prompt),
         el('span', { class: 'tag method' }, r.method),
-        r.rank !== null ? el('span', { class: 'tag' }, `rank ${r.rank}`) : null),
+        r.rank !== null ? el('span', { class: 'tag' }, `rank ${r.rank}`) : null,
+        r.checkpoint === 'random' ? el('span', { class: 'tag random' }, 'RANDOM WEIGHTS') : null),
       numbers(r), origin(r), players(r));
     if (r.missing.length) {
       info.append(el('p', { class: 'note' }, `files missing (moved or deleted): ${r.missing.join(', ')}`));
