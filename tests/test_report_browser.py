@@ -82,8 +82,9 @@ def demo_commands(out: Path) -> list[list[str]]:
     cmds = []
     for line in recipe.splitlines():
         words = shlex.split(line.strip().replace("$(DEMO_OUT)", str(out)))
-        assert words[0] == "$(BIN)/lmaczs", line
-        cmds.append([sys.executable, "-m", "lmaczs_cli", *words[1:]])
+        if words and words[0] == "$(BIN)/lmaczs":  # other lines (echo) only talk
+            cmds.append([sys.executable, "-m", "lmaczs_cli", *words[1:]])
+    assert cmds, "the Makefile's demo recipe runs no $(BIN)/lmaczs command"
     return cmds
 
 

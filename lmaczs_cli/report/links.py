@@ -74,7 +74,12 @@ class Resolver:
 
     def link(self, path: Path | None) -> str | None:
         """The link to ``path`` from the report, or None when there is no file."""
-        return None if path is None else href(path.resolve(), self.run_dir)
+        if path is None:
+            return None
+        n = len(self.run_dir.parts)
+        if path.parts[:n] == self.run_dir.parts and ".." not in path.parts[n:]:  # fast: no realpath
+            return quote(PurePath(*path.parts[n:]).as_posix(), safe="/")
+        return href(path.resolve(), self.run_dir)
 
 
 def _starts_with(p: PurePath, root: PurePath) -> bool:
