@@ -124,7 +124,7 @@ def test_rows_numbers_and_files_are_on_the_page(explain_dir: Path) -> None:
                     explain_dir, r[kind]).parents
     failed = [r for r in data["rows"] if r["status"] != "ok"]
     assert [f["error"] for f in failed] == ["broken.wav: not an audio file"]
-    assert "3 explanation(s) of 3 clip(s), 1 failed input(s)" in page.body_text
+    assert "3 explanations of 3 clips, 1 failed input" in page.body_text
 
 
 def test_every_link_is_relative_and_reaches_a_file(explain_dir: Path) -> None:
@@ -156,7 +156,7 @@ def test_a_moved_folder_still_finds_its_files_and_missing_ones_get_no_player(exp
     row = next(r for r in page.data["rows"] if r["prompt"] == rows[0]["prompt"] and r["method"] == "lmaczs")
     assert row["explanation"] is None and len(row["missing"]) == 1
     assert row["missing"][0].endswith("explanation.wav")
-    assert "1 explanation(s) have files missing" in page.body_text
+    assert "1 explanation with files missing" in page.body_text
 
 
 def test_paths_recorded_relative_to_the_runs_folder(tmp_path: Path, monkeypatch) -> None:
@@ -190,7 +190,7 @@ def test_an_original_that_cannot_be_found_is_a_note(explain_dir: Path, tmp_path:
     (tmp_path / "clips" / "dog bark #1.wav").unlink()
     page = report(explain_dir)
     assert page.data["clips"][0]["original"] is None and "not found" in page.data["clips"][0]["note"]
-    assert "1 original clip(s) cannot be played here" in page.body_text
+    assert "1 original clip cannot be played here" in page.body_text
 
 
 def test_copy_originals_copies_outside_clips_once_and_converts_unplayable_formats(tmp_path: Path) -> None:

@@ -74,6 +74,11 @@ def gather(run_dir: Path, copy_originals: bool = False) -> Report:
     return rep
 
 
+def count(n: int, noun: str) -> str:
+    """``1 clip``, ``2 clips``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _notices(rep: Report) -> list[str]:
     """What the reader should know that no run warned about."""
     notes = list(rep.runs.problems)
@@ -83,11 +88,11 @@ def _notices(rep: Report) -> list[str]:
     ex = rep.explanations
     if ex is not None:
         if ex.n_missing:
-            notes.append(f"{ex.n_missing} explanation(s) have files missing (moved or deleted); "
-                         "they are shown without players.")
+            notes.append(f"{count(ex.n_missing, 'explanation')} with files missing (moved or deleted): "
+                         "shown without players.")
         lost = sum(1 for c in ex.clips if c["original"] is None and not c["failed"])
         if lost:
-            notes.append(f"{lost} original clip(s) cannot be played here (each clip says why).")
+            notes.append(f"{count(lost, 'original clip')} cannot be played here (each clip says why).")
     if rep.sanity is not None:
         notes += rep.sanity.problems
     return notes

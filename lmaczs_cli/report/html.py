@@ -107,8 +107,10 @@ def _explanations(rep: Report) -> str:
     ex = rep.explanations
     assert ex is not None
     failed = len(ex.rows) - ex.n_ok
-    line = (f"{ex.n_ok} explanation(s) of {len(ex.clips)} clip(s)"
-            + (f", {failed} failed input(s)" if failed else ""))
+    from lmaczs_cli.report import count
+
+    line = (f"{count(ex.n_ok, 'explanation')} of {count(len(ex.clips), 'clip')}"
+            + (f", {count(failed, 'failed input')}" if failed else ""))
     sorts = [("similarity", "similarity s (high first)"),
              ("masked_similarity", "masked similarity s~ (high first)"),
              ("gap", "|s − s~| (small first)"), ("mask_mean", "mask mean (high first)"),

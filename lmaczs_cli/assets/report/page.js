@@ -101,7 +101,8 @@
     const rows = DATA.rows.filter((r) => keep(r, w));
     state.groups = group(rows, w.sort);
     state.page = 0;
-    count.textContent = `${rows.length} of ${DATA.rows.length} explanations, ${state.groups.length} clips`;
+    const n = state.groups.length;
+    count.textContent = `${rows.length} of ${DATA.rows.length} shown, ${n} clip${n === 1 ? '' : 's'}`;
     show(0);
   }
 
@@ -193,6 +194,7 @@
     const box = el('div', { class: 'players' });
     if (r.explanation) { box.append(player('explanation (what the mask keeps)', r.explanation)); }
     if (r.residual) { box.append(player('residual (what it removes)', r.residual)); }
+    if (r.mask) { box.append(el('a', { class: 'mask', href: r.mask, download: true }, 'mask.npy')); }
     return box;
   }
 
