@@ -15,8 +15,9 @@ _lmaczs() {
     classify) opts='--prompt -p --prompts-file --labels --prompt-template --top-k -k --files-from --out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
     synth) opts='--out -o --n -n --seed --events --max-events --min-events --masks --no-masks --quiet -q --json --debug --help' ;;
     fad) opts='--out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
+    report) opts='--copy-originals --quiet -q --json --debug --help' ;;
     download) opts='--help' ;;
-    *) COMPREPLY=( $(compgen -W 'explain baseline evaluate sanity-check train classify synth fad download --version --help' -- "$cur") ); return ;;
+    *) COMPREPLY=( $(compgen -W 'explain baseline evaluate sanity-check train classify synth fad report download --version --help' -- "$cur") ); return ;;
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=( $(compgen -W "$opts" -- "$cur") )

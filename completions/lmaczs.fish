@@ -2,7 +2,7 @@
 complete -c lmaczs -f
 complete -c lmaczs -n '__fish_use_subcommand' -l version -d 'Print the version and exit.'
 complete -c lmaczs -n '__fish_use_subcommand' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a explain -d 'Listenable explanations with LMAC-ZS.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a explain -d 'Listenable explanations with LMAC-ZS.'
 complete -c lmaczs -n '__fish_seen_subcommand_from explain' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from explain' -l prompt -s p -r -d 'A prompt (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from explain' -l prompts-file -r -d 'File with one prompt per line.'
@@ -30,7 +30,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from explain' -l quiet -s q -d 'No
 complete -c lmaczs -n '__fish_seen_subcommand_from explain' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from explain' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from explain' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a baseline -d 'Explanations from baseline saliency methods.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a baseline -d 'Explanations from baseline saliency methods.'
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l method -s m -r -d 'gradcam, gradcam++, smoothgrad or ig (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l prompt -s p -r -d 'A prompt (repeatable).'
@@ -60,7 +60,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l quiet -s q -d 'N
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a evaluate -d 'Faithfulness metrics on a data set.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a evaluate -d 'Faithfulness metrics on a data set.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l dataset -r -d 'esc50, us8k, synth or manifest.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
@@ -92,7 +92,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l quiet -s q -d 'N
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a sanity-check -d 'Model-randomisation and prompt checks.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a sanity-check -d 'Model-randomisation and prompt checks.'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l dataset -r -d 'esc50, us8k, synth or manifest.'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
@@ -124,7 +124,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l quiet -s q -
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a train -d 'Train an LMAC-ZS decoder (one device or torchrun DDP).'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a train -d 'Train an LMAC-ZS decoder (one device or torchrun DDP).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l data -r -d 'clotho, audiocaps, manifest, synth, esc50 or us8k (repeatable: mix).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l data-root -r -d 'Root of each --data set, in order (manifest: the CSV).'
@@ -168,7 +168,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from train' -l quiet -s q -d 'No p
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a classify -d 'Zero-shot top-k labels for clips.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a classify -d 'Zero-shot top-k labels for clips.'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l prompt -s p -r -d 'A prompt (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l prompts-file -r -d 'File with one prompt per line.'
@@ -189,7 +189,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l quiet -s q -d 'N
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from classify' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a synth -d 'Synthetic scenes with ground-truth masks.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a synth -d 'Synthetic scenes with ground-truth masks.'
 complete -c lmaczs -n '__fish_seen_subcommand_from synth' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from synth' -l out -s o -r -d 'Output folder; nothing is written outside it.'
 complete -c lmaczs -n '__fish_seen_subcommand_from synth' -l n -s n -r -d 'Number of scenes.'
@@ -202,7 +202,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from synth' -l quiet -s q -d 'No p
 complete -c lmaczs -n '__fish_seen_subcommand_from synth' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from synth' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from synth' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a fad -d 'Fréchet distance between two audio sets.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a fad -d 'Fréchet distance between two audio sets.'
 complete -c lmaczs -n '__fish_seen_subcommand_from fad' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from fad' -l out -s o -r -d 'Output folder; nothing is written outside it.'
 complete -c lmaczs -n '__fish_seen_subcommand_from fad' -l clap -r -d 'Zero-shot model: laion-htsat-tiny, laion-htsat-base, or '\''small'\'' (bundled, offline).'
@@ -217,6 +217,13 @@ complete -c lmaczs -n '__fish_seen_subcommand_from fad' -l quiet -s q -d 'No pro
 complete -c lmaczs -n '__fish_seen_subcommand_from fad' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from fad' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from fad' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad download' -a download -d 'Download model files into the cache ($XDG_CACHE_HOME/lmaczs, else ~/.cache/lmaczs). Nothing else in lmaczs uses the network.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a report -d 'Write report.html to listen to a run folder.'
+complete -c lmaczs -n '__fish_seen_subcommand_from report' -F
+complete -c lmaczs -n '__fish_seen_subcommand_from report' -l copy-originals -d 'Copy original clips from outside the folder into it (portable report).'
+complete -c lmaczs -n '__fish_seen_subcommand_from report' -l quiet -s q -d 'No progress bars or log lines.'
+complete -c lmaczs -n '__fish_seen_subcommand_from report' -l json -d 'Print one JSON object per result line on stdout.'
+complete -c lmaczs -n '__fish_seen_subcommand_from report' -l debug -d 'Show tracebacks on errors.'
+complete -c lmaczs -n '__fish_seen_subcommand_from report' -l help -d 'Show this message and exit.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a download -d 'Download model files into the cache ($XDG_CACHE_HOME/lmaczs, else ~/.cache/lmaczs). Nothing else in lmaczs uses the network.'
 complete -c lmaczs -n '__fish_seen_subcommand_from download' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from download' -l help -d 'Show this message and exit.'

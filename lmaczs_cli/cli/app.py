@@ -30,6 +30,7 @@ COMMAND_MODULES: list[str] = [
     "lmaczs_cli.cli.classify",
     "lmaczs_cli.cli.synth",
     "lmaczs_cli.cli.fad",
+    "lmaczs_cli.cli.report",
     "lmaczs_cli.cli.download",
 ]
 

@@ -193,6 +193,13 @@ SynthMasks = Annotated[bool, typer.Option("--masks/--no-masks", help="Write grou
 SetA = Annotated[str, typer.Argument(help="First set: folder, manifest CSV or NAME:ROOT.")]
 SetB = Annotated[str, typer.Argument(help="Second set.")]
 
+# -- report ------------------------------------------------------------------------------
+RunDir = Annotated[Path, typer.Argument(
+    help="A run's --out folder (explain, baseline, evaluate or sanity-check).")]
+CopyOriginals = Annotated[bool, typer.Option(
+    "--copy-originals", help="Copy original clips from outside the folder into it (portable report).")]
+Report = Annotated[bool, typer.Option("--report", help="Also write report.html (see lmaczs report).")]
+
 # -- download ----------------------------------------------------------------------------
 
 

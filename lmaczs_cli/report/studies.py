@@ -1,0 +1,136 @@
+"""What ``evaluate`` and ``sanity-check`` left in a folder, read for the page.
+
+- evaluate: ``summary.csv`` (mean and 95 % CI per method x condition x metric) pivoted to one
+  line per (method, condition), and ``mask_vs_similarity.png``;
+- sanity-check: ``summary.json`` (SSIM curve, pass/fail per method), ``ssim.csv`` (the curve
+  with CIs and block names) and ``ssim.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmaczs_cli.outputs import read_csv
+
+#: metric -> (what it is, which way is better), as in docs/method.md
+METRIC_NOTES = {
+    "AI": ("Average Increase: % of clips whose class probability rises on the masked input", "higher"),
+    "AD": ("Average Drop of the class probability on the masked input (%)", "lower"),
+    "AG": ("Average Gain of the class probability on the masked input (%)", "higher"),
+    "FF": ("faithfulness on spectra: P[c] minus P[c] with the map removed", "higher"),
+    "FidIn": ("input fidelity: masked input keeps the predicted class", "higher"),
+    "SPS": ("sparseness of the mask (Gini index)", "higher"),
+    "COMP": ("complexity of the mask (entropy)", "lower"),
+    "MM": ("mask mean", "reported"),
+    "accuracy": ("the model's zero-shot accuracy on these clips", "higher"),
+    "EPG": ("energy pointing game against the true mask", "higher"),
+    "precision": ("energy-weighted mask precision against the true mask", "higher"),
+    "recall": ("energy-weighted mask recall against the true mask", "higher"),
+}
+
+
+@dataclass
+class Cell:
+    """One summary number with its 95 % confidence interval and sample count."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: str
+
+
+@dataclass
+class Evaluation:
+    """summary.csv pivoted: metrics in order of appearance, one line per (method, condition)."""
+
+    metrics: list[str] = field(default_factory=list)
+    lines: list[tuple[str, str, dict[str, Cell]]] = field(default_factory=list)
+    plot: Path | None = None
+
+
+@dataclass
+class Sanity:
+    """summary.json's verdicts, the SSIM curve rows of ssim.csv and the plots."""
+
+    pass_ssim: float | None = None
+    methods: list[dict[str, Any]] = field(default_factory=list)
+    curve: list[dict[str, str]] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def curve_table(self) -> tuple[list[str], list[tuple[str, str, dict[str, Cell]]]]:
+        """ssim.csv pivoted: the methods, and per randomisation step (step, block, {method: cell})."""
+        methods: list[str] = []
+        steps: dict[tuple[str, str], dict[str, Cell]] = {}
+        for r in self.curve:
+            m = r.get("method") or ""
+            if m not in methods:
+                methods.append(m)
+            steps.setdefault((r.get("step") or "", r.get("block") or ""), {})[m] = cell(r)
+        order = sorted(steps, key=lambda k: (number(k[0]) is None, number(k[0]) or 0.0, k[0]))
+        return methods, [(step, block, steps[(step, block)]) for step, block in order]
+
+
+def gather_evaluation(run_dir: Path) -> Evaluation | None:
+    """The evaluate outputs in ``run_dir``, or None when there is no summary.csv."""
+    table = run_dir / "summary.csv"
+    if not table.is_file():
+        return None
+    ev = Evaluation()
+    by_line: dict[tuple[str, str], dict[str, Cell]] = {}
+    for r in read_csv(table):
+        metric = r.get("metric") or ""
+        if metric not in ev.metrics:
+            ev.metrics.append(metric)
+        cells = by_line.setdefault((r.get("method") or "", r.get("condition") or ""), {})
+        cells[metric] = cell(r)
+    ev.lines = [(m, c, cells) for (m, c), cells in by_line.items()]
+    plot = run_dir / "mask_vs_similarity.png"
+    ev.plot = plot if plot.is_file() and not (run_dir / "ssim.csv").is_file() else None
+    return ev
+
+
+def gather_sanity(run_dir: Path) -> Sanity | None:
+    """The sanity-check outputs in ``run_dir``, or None when there are none."""
+    summary, curve = run_dir / "summary.json", run_dir / "ssim.csv"
+    if not summary.is_file() and not curve.is_file():
+        return None
+    san = Sanity(curve=read_csv(curve))
+    if summary.is_file():
+        try:
+            data = json.loads(summary.read_text(encoding="utf-8"))
+            san.pass_ssim = number(data.get("pass_ssim"))
+            san.methods = [m for m in data.get("methods", []) if isinstance(m, dict)]
+        except (ValueError, AttributeError):
+            san.problems.append("summary.json could not be read; pass/fail unknown")
+    san.plots = [p for p in (run_dir / "ssim.png", run_dir / "mask_vs_similarity.png") if p.is_file()]
+    return san
+
+
+def verdict(method: dict[str, Any], limit: float | None) -> tuple[bool, str]:
+    """(passed, the line ``lmaczs sanity-check`` prints) for one method of summary.json."""
+    curve = [number(v) for v in method.get("ssim_curve") or []]
+    last = curve[-1] if curve and curve[-1] is not None else math.nan
+    passed = bool(method.get("passed"))
+    bound = f"{limit:.2f}" if limit is not None else "?"
+    return passed, (f"{method.get('method', '?')}: {'passed' if passed else 'FAILED'} the randomisation "
+                    f"test (SSIM after the last block {last:.2f}, must be <= {bound})")
+
+
+def cell(row: dict[str, str]) -> Cell:
+    """The mean, CI and n of one summary row (summary.csv, ssim.csv)."""
+    return Cell(number(row.get("mean")), number(row.get("ci_low")), number(row.get("ci_high")),
+                row.get("n") or "")
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None (empty cells, NaN, text)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
