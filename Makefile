@@ -19,7 +19,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/lmaczs explain lmaczs_cli/assets/examples/scene.wav --clap small \
-		--labels lmaczs_cli/assets/examples/labels.txt --top-k 2 --residual --out $(DEMO_OUT)
+		--labels lmaczs_cli/assets/examples/labels.txt --top-k 2 --residual --report --out $(DEMO_OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check lmaczs_cli tests benchmarks

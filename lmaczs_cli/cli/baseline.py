@@ -50,6 +50,7 @@ def baseline(
     ig_steps: o.IgSteps = 50,
     smoothgrad_samples: o.SmoothgradSamples = 25,
     smoothgrad_noise: o.SmoothgradNoise = 0.15,
+    report: o.Report = False,
     *,
     shared: Shared,
 ) -> None:
@@ -60,6 +61,6 @@ def baseline(
         if m not in BASELINES:
             raise UsageError(f"--method {m!r}: expected one of {', '.join(BASELINES)}")
     options = method_options(None, None, ig_steps, smoothgrad_samples, smoothgrad_noise)
-    run_explain_command(shared, methods, options, **explain_fields(
+    run_explain_command(shared, methods, options, report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
         save_mask, no_score, resume, fail_fast))

@@ -48,6 +48,7 @@ def evaluate(
     smoothgrad_noise: o.SmoothgradNoise = 0.15,
     plots: o.Plots = False,
     resume: o.Resume = False,
+    report: o.Report = False,
     out: o.Out = Path("lmaczs-out/eval"),
     *,
     shared: Shared,
@@ -63,9 +64,12 @@ def evaluate(
         method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise),
         resume=resume, plots=plots, run=shared.run,
     )
+    from lmaczs_cli.cli.report import also_report
+
     result = run_evaluate(cfg, shared.reporter())
     if result is None:  # a torchrun rank other than 0
         return
+    also_report(report, out, shared)
     if not shared.json_out:
         print_summary(result.summary)
     if result.failed:

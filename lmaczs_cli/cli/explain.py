@@ -46,10 +46,11 @@ def explain(
     fail_fast: o.FailFast = False,
     decoder: o.Decoder = None,
     mask_domain: o.MaskDomain = None,
+    report: o.Report = False,
     *,
     shared: Shared,
 ) -> None:
-    run_explain_command(shared, ["lmaczs"], method_options(decoder, mask_domain), **explain_fields(
+    run_explain_command(shared, ["lmaczs"], method_options(decoder, mask_domain), report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
         save_mask, no_score, resume, fail_fast))
 
@@ -63,10 +64,13 @@ def explain_fields(inputs, prompt, prompts_file, labels, prompt_template, top_k,
                 fail_fast=fail_fast)
 
 
-def run_explain_command(shared: Shared, methods: list[str], options: dict, **fields) -> None:
-    """Run the explain job for ``methods``; exit 1 when some inputs failed."""
+def run_explain_command(shared: Shared, methods: list[str], options: dict, report: bool, **fields) -> None:
+    """Run the explain job for ``methods`` (and write report.html); exit 1 when some inputs failed."""
+    from lmaczs_cli.cli.report import also_report
     from lmaczs_cli.jobs.explain import ExplainConfig, run_explain
 
     cfg = ExplainConfig(methods=methods, method_options=options, run=shared.run, **fields)
-    if run_explain(cfg, shared.reporter()).failed:
+    result = run_explain(cfg, shared.reporter())
+    also_report(report, cfg.out, shared)
+    if result.failed:
         raise typer.Exit(1)

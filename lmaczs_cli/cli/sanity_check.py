@@ -49,6 +49,7 @@ def sanity_check(
     ig_steps: o.IgSteps = 50,
     smoothgrad_samples: o.SmoothgradSamples = 25,
     smoothgrad_noise: o.SmoothgradNoise = 0.15,
+    report: o.Report = False,
     out: o.Out = Path("lmaczs-out/sanity"),
     *,
     shared: Shared,
@@ -64,6 +65,9 @@ def sanity_check(
         method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise),
         run=shared.run,
     ), shared.reporter())
+    from lmaczs_cli.cli.report import also_report
+
+    also_report(report, out, shared)
     if not shared.json_out:
         print_sanity(summary)
 

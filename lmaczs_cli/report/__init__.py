@@ -106,7 +106,7 @@ def write_report(run_dir: Path | str, copy_originals: bool = False) -> Path:
     Raises :class:`UsageError` when the folder holds nothing to report and
     :class:`~lmaczs_cli.outdir.OutputError` when the page cannot be written.
     """
-    from lmaczs_cli.outdir import _locked, write_failure
+    from lmaczs_cli.outdir import locked, write_failure
     from lmaczs_cli.outputs import write_text_atomic
     from lmaczs_cli.report.html import render
 
@@ -115,7 +115,7 @@ def write_report(run_dir: Path | str, copy_originals: bool = False) -> Path:
     try:
         # runs finishing together into one folder: each reads and writes under this lock, after its
         # own rows are in the tables, so the page written last holds every run's rows
-        with _locked(run_dir / f".{REPORT_NAME}.lock") if run_dir.is_dir() else contextlib.nullcontext():
+        with locked(run_dir / f".{REPORT_NAME}.lock") if run_dir.is_dir() else contextlib.nullcontext():
             rep = gather(run_dir, copy_originals)
             if rep.empty:
                 raise UsageError(f"{run_dir}: nothing to report (no results.csv, summary.csv, summary.json, "
