@@ -18,7 +18,8 @@ from lmaczs_cli.errors import UsageError
 
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 CONFIG = "config.json"
-PREPROCESSOR = "preprocessor_config.json"
+PREPROCESSOR = "preprocessor_config.json"  # hub checkpoints; transformers 5 saves the
+PROCESSOR = "processor_config.json"  # extractor settings inside processor_config.json instead
 #: weight files, in the order lmaczs prefers them (safetensors first); a sharded
 #: checkpoint is its index plus the shards it names
 WEIGHTS = (
@@ -31,7 +32,6 @@ TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
     "special_tokens_map.json", "added_tokens.json",
 )
-OPTIONAL = ("processor_config.json",)
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,15 @@ def has_weights(folder: Path) -> bool:
     return any((folder / group[0]).is_file() for group in WEIGHTS)
 
 
+def has_extractor(folder: Path) -> bool:
+    return (folder / PREPROCESSOR).is_file() or (folder / PROCESSOR).is_file()
+
+
 def missing_files(folder: Path) -> list[str]:
     """What a ClapModel + ClapProcessor folder lacks (empty when complete)."""
-    out = [f for f in (CONFIG, PREPROCESSOR) if not (folder / f).is_file()]
+    out = [] if (folder / CONFIG).is_file() else [CONFIG]
+    if not has_extractor(folder):
+        out.append(f"feature-extractor settings ({PREPROCESSOR} or {PROCESSOR})")
     if not has_weights(folder):
         out.append("weights (model.safetensors or pytorch_model.bin)")
     if not has_tokenizer(folder):
@@ -131,10 +137,9 @@ def files_to_fetch(listing: list[str]) -> list[str]:
     have = set(listing)
     if CONFIG not in have:
         raise UsageError(f"the repo has no {CONFIG}: not a transformers model")
-    if PREPROCESSOR not in have:
-        raise UsageError(f"the repo has no {PREPROCESSOR} (ClapFeatureExtractor settings)")
-    picked = [CONFIG, PREPROCESSOR]
-    picked += [f for f in (*TOKENIZER_FILES, *OPTIONAL) if f in have]
+    if not {PREPROCESSOR, PROCESSOR} & have:
+        raise UsageError(f"the repo has no {PREPROCESSOR} or {PROCESSOR} (ClapFeatureExtractor settings)")
+    picked = [f for f in (CONFIG, PREPROCESSOR, PROCESSOR, *TOKENIZER_FILES) if f in have]
     for group in WEIGHTS:
         if group[0] in have:
             shards = [f for f in listing if len(group) > 1 and Path(f).match(group[1])]
