@@ -77,7 +77,7 @@ def test_every_command_runs_on_a_saved_folder(folder: Path, esc50: Path, clip: P
          "--out", str(tmp_path / "ev"), *model])
     assert {r["method"] for r in _rows(tmp_path / "ev" / "samples.csv")} == {"lmaczs", "gradcam"}
     _ok(["sanity-check", "--dataset", "esc50", "--data-root", str(esc50), "--max-samples", "1",
-         "--method", "gradcam", "--out", str(tmp_path / "sc"), *model])
+         "--method", "gradcam", "--wrong-prompts", "1", "--out", str(tmp_path / "sc"), *model])
     _ok(["classify", str(clip), "--labels", "esc50", "--out", str(tmp_path / "cl"), *model])
     _ok(["fad", str(esc50 / "audio"), str(tmp_path / "ex"), "--out", str(tmp_path / "fad"), *model])
     # a decoder follows its model: the random hf-htsat-tiny refuses it

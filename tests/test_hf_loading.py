@@ -260,3 +260,27 @@ def test_random_named_model_warns_and_is_seeded() -> None:
     assert any("RANDOM weights (seed 3)" in str(x.message) for x in w)
     assert a.name == "hf-htsat-tiny" and a.source == "random"
     assert a.spec_id()["weights"] != create_model("hf-htsat-tiny", ckpt="random", seed=4).spec_id()["weights"]
+
+
+def test_every_padding_mode_matches_the_extractor(saved: Path) -> None:
+    """repeatpad / repeat / pad: our window gives the extractor's features for that mode, and
+    the modes really differ."""
+    from transformers import ClapFeatureExtractor
+
+    from tests.helpers_laion import make_signals
+
+    model = create_model(f"hf:{saved}")
+    fe = ClapFeatureExtractor.from_pretrained(str(saved), local_files_only=True)
+    x = make_signals()["3s"]
+    feats = {}
+    for padding in ("repeatpad", "repeat", "pad"):
+        model.padding = padding
+        w = model.fit_window(torch.from_numpy(x))
+        assert w.valid == len(x) and torch.equal(w.wave[: len(x)], torch.from_numpy(x))
+        with torch.no_grad():
+            feats[padding] = model.input_transform(model.spectrogram(w.wave[None])[0])[0]
+        theirs = torch.from_numpy(fe(x, padding=padding, sampling_rate=48000)["input_features"][0][0]).T
+        assert float((feats[padding] - theirs).abs().median()) < 1e-4, padding
+        assert float((feats[padding] - theirs).abs().quantile(0.999)) < 0.05, padding
+    assert float((feats["repeat"] - feats["repeatpad"]).abs().max()) > 10
+    assert float((feats["pad"] - feats["repeatpad"]).abs().max()) > 10
