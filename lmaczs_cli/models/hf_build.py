@@ -25,6 +25,8 @@ from lmaczs_cli.models.hf_source import CONFIG, has_tokenizer, resolve_hf_source
 from lmaczs_cli.models.stub_tokenizer import stub_roberta_tokenizer
 
 PathLike = str | os.PathLike[str]
+#: buffers the model rebuilds from its config; checkpoints from older transformers may lack them
+RECOMPUTED_BUFFERS = ("position_ids", "token_type_ids", "relative_position_index", "num_batches_tracked")
 
 
 @contextlib.contextmanager
@@ -112,7 +114,8 @@ def load_pretrained(folder: Path) -> nn.Module:
             )
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
         raise UsageError(f"{folder}: cannot load the ClapModel weights ({_first_line(e)})") from None
-    bad = sorted(info.get("missing_keys", ())) + sorted(info.get("mismatched_keys", ()))
+    missing = [k for k in info.get("missing_keys", ()) if not k.endswith(RECOMPUTED_BUFFERS)]
+    bad = sorted(missing) + sorted(str(k) for k in info.get("mismatched_keys", ()))
     if bad:
         raise UsageError(
             f"{folder}: the weights do not fit a ClapModel ({len(bad)} missing or mismatched, e.g. "
