@@ -106,6 +106,11 @@ def test_loaded_folder_is_the_saved_model(saved: Path, tmp_path: Path) -> None:
     torch.save(ref.state_dict(), bin_dir / "pytorch_model.bin")
     from_bin = create_model(f"hf:{bin_dir}")
     assert from_bin.spec_id()["weights"] == model.spec_id()["weights"]
+    half = tmp_path / "half"
+    shutil.copytree(saved, half)
+    ref.half().save_pretrained(str(half))  # a checkpoint stored in float16 runs in float32
+    from_half = create_model(f"hf:{half}")
+    assert all(p.dtype == torch.float32 for p in from_half.parameters())
     other = create_model(f"hf:{save_random_clap(tmp_path / 'other', seed=1)}")
     assert other.spec_id()["weights"] != model.spec_id()["weights"]
     assert other.spec_id()["model"] != model.spec_id()["model"]

@@ -109,9 +109,8 @@ def load_pretrained(folder: Path) -> nn.Module:
     try:
         with _quiet_transformers(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            clap, info = ClapModel.from_pretrained(
-                str(folder), local_files_only=True, dtype=torch.float32, output_loading_info=True
-            )
+            clap, info = ClapModel.from_pretrained(str(folder), local_files_only=True,
+                                                   output_loading_info=True)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
         raise UsageError(f"{folder}: cannot load the ClapModel weights ({_first_line(e)})") from None
     missing = [k for k in info.get("missing_keys", ()) if not k.endswith(RECOMPUTED_BUFFERS)]
@@ -121,7 +120,7 @@ def load_pretrained(folder: Path) -> nn.Module:
             f"{folder}: the weights do not fit a ClapModel ({len(bad)} missing or mismatched, e.g. "
             f"{bad[0]}); save the full model with ClapModel.save_pretrained"
         )
-    return clap.eval()
+    return clap.float().eval()  # fp32 whatever the checkpoint's dtype
 
 
 def random_clap(config: Any, seed: int) -> nn.Module:
