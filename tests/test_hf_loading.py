@@ -126,6 +126,10 @@ def test_missing_repo_and_files_are_one_line_errors(saved: Path, hub: Path, tmp_
     assert "\n" not in msg and str(hub) in msg and "`lmaczs download clap hf:acme/absent`" in msg
     with pytest.raises(UsageError, match="no such folder"):
         create_model("hf:./nowhere")
+    with pytest.raises(UsageError, match=r"hf:laion/clap-htsat-unfused: not in the Hugging Face cache .*"
+                                         r"\(--clap hf-htsat-tiny loads laion/clap-htsat-unfused; "
+                                         r"--clap-ckpt random builds untrained weights offline\)$"):
+        create_model("hf-htsat-tiny")
     partial = tmp_path / "partial"
     partial.mkdir()
     shutil.copy(saved / "config.json", partial)

@@ -198,7 +198,11 @@ def build_named(
 ) -> HfClap:
     """A registered architecture: its hub repo from the HF cache, or ``ckpt="random"`` offline."""
     if ckpt is None:
-        return build_hf_spec(named.repo, None, tokenizer_dir, device, seed)
+        try:
+            return build_hf_spec(named.repo, None, tokenizer_dir, device, seed)
+        except UsageError as e:
+            raise UsageError(f"{e} (--clap {named.name} loads {named.repo}; --clap-ckpt random "
+                             "builds untrained weights offline)") from None
     if ckpt != "random":
         raise UsageError(
             f"--clap {named.name} takes no --clap-ckpt (the trained {named.repo} from the Hugging "
