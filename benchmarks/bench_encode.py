@@ -3,7 +3,8 @@
 Run: ``python benchmarks/bench_encode.py [--repeats N] [--device cpu|cuda]``.
 Absolute times depend on the machine; each section also prints ratios against
 a reference measured in the same process, which are what to compare across runs.
-Offline: LAION-CLAP runs with seeded random weights (speed does not depend on them).
+Offline: LAION-CLAP and the Hugging Face ClapModel run with seeded random weights (speed does
+not depend on them).
 """
 
 from __future__ import annotations
@@ -91,6 +92,70 @@ def bench_laion(repeats: int, device: str) -> None:
     print(f"  ours fwd+bwd to |X| B=1 {fmt('grad1')}   fwd+bwd/fwd {g1 / o1:.2f}")
 
 
+def bench_hf(repeats: int, device: str) -> None:
+    """Hugging Face ClapModel (hf-htsat-tiny) per 10 s clip: our front end vs transformers' own
+    ClapFeatureExtractor + get_audio_features, and vs the LAION backend in the same process."""
+    import numpy as np
+    import torch
+
+    from lmaczs_cli.models.registry import create_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        hf = create_model("hf-htsat-tiny", ckpt="random", device=device)
+        build_s = time.perf_counter() - t0
+        laion = create_model("laion-htsat-tiny", ckpt="random", device=device)
+    from transformers import ClapFeatureExtractor
+
+    from lmaczs_cli.models.hf_configs import UNFUSED_EXTRACTOR
+
+    fe = ClapFeatureExtractor(**UNFUSED_EXTRACTOR)
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(480000)).astype(np.float32) for _ in range(4)]
+
+    def encoder(model, b: int) -> Callable[[], object]:
+        waves = torch.stack([model.fit_window(torch.from_numpy(c)).wave for c in clips[:b]]).to(dev)
+
+        def run() -> object:
+            with torch.no_grad():
+                return model.encode(model.spectrogram(waves)[0]).embedding
+        return run
+
+    def transformers_path(b: int) -> Callable[[], object]:
+        def run() -> object:
+            inputs = fe(clips[:b], sampling_rate=48000, return_tensors="pt").to(dev)
+            with torch.no_grad():
+                return hf.clap.get_audio_features(**inputs)
+        return run
+
+    def grad() -> object:
+        wave = hf.fit_window(torch.from_numpy(clips[0])).wave.to(dev)
+        mag = hf.spectrogram(wave[None])[0].requires_grad_(True)
+        hf.encode(mag).embedding.sum().backward()
+        return mag.grad
+
+    t = _timings({"hf1": encoder(hf, 1), "hf4": encoder(hf, 4), "tf1": transformers_path(1),
+                  "tf4": transformers_path(4), "laion1": encoder(laion, 1), "laion4": encoder(laion, 4),
+                  "grad1": grad}, repeats, sync)
+    per_clip = {k: (lo / int(k[-1]), med / int(k[-1])) for k, (lo, med) in t.items()}
+
+    def fmt(k: str) -> str:
+        return f"{per_clip[k][0] * 1e3:7.1f} ({per_clip[k][1] * 1e3:7.1f}) ms"
+
+    lo = {k: v[0] for k, v in per_clip.items()}
+    print(f"hf-htsat-tiny on {device} (torch threads {torch.get_num_threads()}), build {build_s:.1f} s; "
+          f"per 10 s clip, min (median) of {repeats} interleaved runs:")
+    print(f"  ours          B=1 {fmt('hf1')}   B=4 {fmt('hf4')}")
+    print(f"  transformers  B=1 {fmt('tf1')}   B=4 {fmt('tf4')}   (numpy extractor + get_audio_features)")
+    print(f"  laion ours    B=1 {fmt('laion1')}   B=4 {fmt('laion4')}")
+    print(f"  ours/transformers  B=1 {lo['hf1'] / lo['tf1']:.2f}   B=4 {lo['hf4'] / lo['tf4']:.2f}")
+    print(f"  hf/laion           B=1 {lo['hf1'] / lo['laion1']:.2f}   B=4 {lo['hf4'] / lo['laion4']:.2f}")
+    print(f"  ours fwd+bwd to |X| B=1 {fmt('grad1')}   fwd+bwd/fwd {lo['grad1'] / lo['hf1']:.2f}")
+
+
 def bench_cli_help(repeats: int, device: str) -> None:
     """Wall time of ``lmaczs --help`` against a bare interpreter start."""
     exe = shutil.which("lmaczs", path=str(Path(sys.executable).parent) + os.pathsep
@@ -109,16 +174,17 @@ def bench_cli_help(repeats: int, device: str) -> None:
           f"ratio {h / tt:.2f}")
 
 
-BENCHES = [bench_cli_help, bench_laion]
+BENCHES = {"help": bench_cli_help, "laion": bench_laion, "hf": bench_hf}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated: help, laion, hf")
     args = ap.parse_args()
-    for bench in BENCHES:
-        bench(args.repeats, args.device)
+    for name in args.only.split(","):
+        BENCHES[name.strip()](args.repeats, args.device)
 
 
 if __name__ == "__main__":

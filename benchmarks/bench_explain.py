@@ -1,16 +1,18 @@
 """Cost of explaining, as ratios against one plain encode measured in the same process and batch.
 
-Run: ``python benchmarks/bench_explain.py [--models small,laion] [--batch 4] [--repeats 3]``.
+Run: ``python benchmarks/bench_explain.py [--models small,laion,hf] [--batch 4] [--repeats 3]``.
 
-For each model, with a batch of full-window clips (small: 5 s, LAION HTSAT-tiny: 10 s,
-random weights where no checkpoint is available — speed does not depend on the weights):
+For each model, with a batch of full-window clips (small: 5 s, LAION HTSAT-tiny and the Hugging
+Face ClapModel HTSAT-tiny: 10 s, random weights where no checkpoint is available — speed does
+not depend on the weights):
 
 - mask / encode: LMAC-ZS masks (one encode + the decoder) ÷ one plain encode (goal ≤ 1.3)
 - explain / encode: the explain engine with masked-similarity scoring (STFT, encode,
   decoder, masked encode) ÷ one plain encode (goal ≤ 2.5)
 - each baseline's per-clip cost ÷ the LMAC-ZS mask cost (goal: IG-50 ≥ 20× and GradCAM
   more expensive than LMAC-ZS)
-- peak RSS of the process.
+- peak RSS of the process;
+- with several models: each one's encode time ÷ the first model's (same process).
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ def _model(name: str):
         warnings.simplefilter("ignore")
         if name == "laion":
             return create_model("laion-htsat-tiny", ckpt="random")
+        if name == "hf":
+            return create_model("hf-htsat-tiny", ckpt="random")
         return create_model("small")
 
 
-def bench(name: str, batch: int, repeats: int, baselines: bool) -> None:
+def bench(name: str, batch: int, repeats: int, baselines: bool) -> dict[str, float]:
     from lmaczs_cli.explainers.attribution import IntegratedGradientsExplainer, SmoothGradExplainer
     from lmaczs_cli.explainers.decoder import MaskDecoder
     from lmaczs_cli.explainers.gradcam import GradCAMExplainer
@@ -96,6 +100,7 @@ def bench(name: str, batch: int, repeats: int, baselines: bool) -> None:
         if key in t:
             print(f"  {key:<14} / lmaczs mask {t[key] / t['lmaczs_mask']:8.1f}x")
     print(f"  peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return t
 
 
 def main() -> None:
@@ -106,8 +111,12 @@ def main() -> None:
     ap.add_argument("--no-baselines", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    for name in a.models.split(","):
-        bench(name.strip(), a.batch, a.repeats, not a.no_baselines)
+    results = {name.strip(): bench(name.strip(), a.batch, a.repeats, not a.no_baselines)
+               for name in a.models.split(",")}
+    first = next(iter(results))
+    for name, t in list(results.items())[1:]:
+        print(f"{name} / {first}: encode {t['encode'] / results[first]['encode']:.2f}, "
+              f"explain+score {t['explain_scored'] / results[first]['explain_scored']:.2f}")
 
 
 if __name__ == "__main__":

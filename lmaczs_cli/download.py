@@ -124,6 +124,21 @@ def tokenizer_cache_dir() -> Path:
     return cache_root() / "tokenizers" / "roberta-base"
 
 
+def hf_hub_dirs() -> list[Path]:
+    """Hugging Face hub cache folders, in huggingface_hub's order of precedence (read at call time).
+
+    The first one is where huggingface_hub (and ``lmaczs download clap hf:...``) writes.
+    """
+    env = os.environ
+    hf_home = env.get("HF_HOME") or os.path.join(
+        env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "huggingface",
+    )
+    dirs = [env.get("HF_HUB_CACHE"), env.get("HUGGINGFACE_HUB_CACHE"),
+            env.get("TRANSFORMERS_CACHE"), os.path.join(hf_home, "hub")]
+    return list(dict.fromkeys(Path(os.path.expanduser(d)) for d in dirs if d))
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

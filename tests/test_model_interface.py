@@ -1,5 +1,6 @@
-"""The ZeroShotModel contract, checked the same way on every model: LAION-CLAP (real
-HTSAT-tiny architecture, seeded random weights, stub tokenizer) and the bundled small model."""
+"""The ZeroShotModel contract, checked the same way on every model: LAION-CLAP and Hugging Face
+ClapModel (real HTSAT-tiny architectures, seeded random weights, stub tokenizers) and the bundled
+small model."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from lmaczs_cli.models.registry import create_model
 from tests.helpers_laion import make_stub_tokenizer
 
 
-@pytest.fixture(scope="module", params=["small", "laion-htsat-tiny"])
+@pytest.fixture(scope="module", params=["small", "laion-htsat-tiny", "hf-htsat-tiny"])
 def model(request, tmp_path_factory: pytest.TempPathFactory) -> ZeroShotModel:
     if request.param == "small":
         return create_model("small")
+    if request.param == "hf-htsat-tiny":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return create_model("hf-htsat-tiny", ckpt="random", seed=0)
     tok = make_stub_tokenizer(tmp_path_factory.mktemp("tok"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

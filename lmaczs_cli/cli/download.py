@@ -75,9 +75,15 @@ def clap(
     """Download a LAION-CLAP checkpoint (non-fusion). Prints the saved path.
 
     Example: lmaczs download clap 630k-audioset-best.pt
+    Hugging Face: lmaczs download clap hf:laion/clap-htsat-unfused (prints the snapshot folder)
     """
     from lmaczs_cli.download import CLAP_CHECKPOINTS, clap_artifact, clap_cache_dir
 
+    if name.startswith("hf:"):
+        from lmaczs_cli.hf_download import download_hf_clap
+
+        typer.echo(str(download_hf_clap(name[3:], force, quiet, url, sha256)))
+        return
     if list_:
         for a in CLAP_CHECKPOINTS.values():
             typer.echo(f"{a.name}\t{a.description}")

@@ -30,13 +30,16 @@ Version = Annotated[bool, typer.Option(
 # -- shared by every model-running command (added by `command`) -----------------------------
 Clap = Annotated[str, typer.Option(
     "--clap", envvar="LMACZS_CLAP",
-    help="Zero-shot model: laion-htsat-tiny, laion-htsat-base, or 'small' (bundled, offline).")]
+    help="Zero-shot model: laion-htsat-tiny, laion-htsat-base, hf-htsat-tiny, hf-htsat-base, "
+    "hf:<repo-id-or-folder> (Hugging Face ClapModel), or 'small' (bundled, offline).")]
 ClapCkpt = Annotated[str | None, typer.Option(
     "--clap-ckpt", envvar="LMACZS_CLAP_CKPT",
-    help="Model checkpoint file (LAION .pt); 'random' builds random weights (testing).")]
+    help="Model checkpoint file (LAION .pt); 'random' builds random weights (testing). "
+    "hf models: only 'random'.")]
 TokenizerDir = Annotated[Path | None, typer.Option(
     "--tokenizer-dir", envvar="LMACZS_TOKENIZER_DIR",
-    help="Folder with the text tokenizer files (LAION: roberta-base vocab.json, merges.txt).")]
+    help="Folder with the text tokenizer files (LAION: roberta-base vocab.json, merges.txt; "
+    "hf: replaces the checkpoint's tokenizer).")]
 Device = Annotated[str, typer.Option("--device", envvar="LMACZS_DEVICE", help="auto, cpu, cuda or cuda:N.")]
 BatchSize = Annotated[int, typer.Option(
     "--batch-size", envvar="LMACZS_BATCH_SIZE", min=1, help="Clips per batch.")]
@@ -210,7 +213,8 @@ def _checkpoint_names(incomplete: str = "") -> list[str]:
 
 
 CheckpointName = Annotated[str, typer.Argument(
-    help="Checkpoint file name (see --list); saved under this name.", autocompletion=_checkpoint_names)]
+    help="Checkpoint file name (see --list); saved under this name. hf:<repo-id> fills the Hugging Face "
+    "cache for --clap hf:<repo-id>.", autocompletion=_checkpoint_names)]
 
 Url = Annotated[str | None, typer.Option("--url", help="Download from this URL instead of the known one.")]
 Sha256 = Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 of the file (hex).")]

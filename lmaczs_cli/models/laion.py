@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmaczs_cli.download import tokenizer_cache_dir
+from lmaczs_cli.download import hf_hub_dirs, tokenizer_cache_dir
 from lmaczs_cli.errors import AudioError, RandomWeightsWarning, UsageError
 from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
 from lmaczs_cli.models.laion_checkpoint import (
@@ -56,18 +56,6 @@ MAX_TEXT_TOKENS = 77
 
 
 # -- text tokenizer -------------------------------------------------------------------
-
-
-def _hf_hub_dirs() -> list[Path]:
-    """Hugging Face hub cache folders, in huggingface_hub's order of precedence."""
-    env = os.environ
-    hf_home = env.get("HF_HOME") or os.path.join(
-        env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "huggingface",
-    )
-    dirs = [env.get("HF_HUB_CACHE"), env.get("HUGGINGFACE_HUB_CACHE"),
-            env.get("TRANSFORMERS_CACHE"), os.path.join(hf_home, "hub")]
-    return list(dict.fromkeys(Path(os.path.expanduser(d)) for d in dirs if d))
 
 
 def _hf_snapshots(hub: Path) -> list[Path]:
@@ -102,7 +90,7 @@ def resolve_tokenizer_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -
             )
         return d
     candidates = [tokenizer_cache_dir()]
-    hubs = _hf_hub_dirs()
+    hubs = hf_hub_dirs()
     for hub in hubs:
         candidates += _hf_snapshots(hub)
     for d in candidates:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable
@@ -14,6 +15,9 @@ from lmaczs_cli.runtime import DEFAULT_MODEL
 # so listing names stays cheap (the CLI uses this for --help and completion).
 _MODELS: dict[str, str] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+# prefix -> ("module:factory", description, placeholder): ``<prefix><spec>`` is built by
+# ``factory(spec, **kwargs)``, e.g. ``hf:laion/clap-htsat-unfused``
+_PREFIXES: dict[str, tuple[str, str, str]] = {}
 
 
 def register_model(name: str, target: str, description: str = "") -> None:
@@ -22,21 +26,41 @@ def register_model(name: str, target: str, description: str = "") -> None:
     _DESCRIPTIONS[name] = description
 
 
+def register_prefix(prefix: str, target: str, description: str = "", placeholder: str = "SPEC") -> None:
+    """Register a family of models named ``prefix + spec``, built by ``target(spec, **kwargs)``."""
+    _PREFIXES[prefix] = (target, description, placeholder)
+
+
 def list_models() -> list[str]:
     """Registered model names."""
     return sorted(_MODELS)
 
 
+def list_prefixes() -> list[str]:
+    """Name patterns of prefix families, e.g. ``hf:<repo-id-or-folder>``."""
+    return [f"{p}<{_PREFIXES[p][2]}>" for p in sorted(_PREFIXES)]
+
+
 def describe_models() -> dict[str, str]:
-    return {n: _DESCRIPTIONS[n] for n in list_models()}
+    """Name (or name pattern) -> description, for listings."""
+    out = {n: _DESCRIPTIONS[n] for n in list_models()}
+    out.update({f"{p}<{t[2]}>": t[1] for p, t in sorted(_PREFIXES.items())})
+    return out
+
+
+def _load(target: str) -> Callable[..., Any]:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
 
 
 def _factory(name: str) -> Callable[..., Any]:
-    if name not in _MODELS:
-        known = ", ".join(list_models())
-        raise UsageError(f"unknown model {name!r} (--clap); choose one of: {known}")
-    module, func = _MODELS[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    if name in _MODELS:
+        return _load(_MODELS[name])
+    for prefix, (target, _, _) in _PREFIXES.items():
+        if name.startswith(prefix):
+            return functools.partial(_load(target), name[len(prefix):])
+    known = ", ".join(list_models() + list_prefixes())
+    raise UsageError(f"unknown model {name!r} (--clap); choose one of: {known}")
 
 
 def create_model(name: str, **kwargs: Any):
@@ -84,4 +108,23 @@ register_model(
     "small",
     "lmaczs_cli.models.small:load_small",
     "bundled small CLAP-style model trained on the synthetic sound world (offline)",
+)
+register_model(
+    "hf-htsat-tiny",
+    "lmaczs_cli.models.hf_build:build_hf_htsat_tiny",
+    "Hugging Face ClapModel, HTSAT-tiny (laion/clap-htsat-unfused from the HF cache; "
+    "--clap-ckpt random: its architecture, offline)",
+)
+register_model(
+    "hf-htsat-base",
+    "lmaczs_cli.models.hf_build:build_hf_htsat_base",
+    "Hugging Face ClapModel, HTSAT-base (laion/larger_clap_general from the HF cache; "
+    "--clap-ckpt random: its architecture, offline)",
+)
+register_prefix(
+    "hf:",
+    "lmaczs_cli.models.hf_build:build_hf_spec",
+    "Hugging Face ClapModel from a hub repo id in the HF cache (`lmaczs download clap hf:ID`) "
+    "or a save_pretrained folder",
+    "repo-id-or-folder",
 )
