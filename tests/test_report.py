@@ -403,11 +403,11 @@ def test_the_page_is_read_and_written_under_the_folders_report_lock(explain_dir:
     rows are in results.csv, so the page written last holds every run's rows."""
     import threading
 
-    from lmaczs_cli.outdir import _locked
+    from lmaczs_cli.outdir import locked
 
     done = threading.Event()
     writer = threading.Thread(target=lambda: (write_report(explain_dir), done.set()))
-    with _locked(explain_dir / ".report.html.lock"):  # another run is writing its page
+    with locked(explain_dir / ".report.html.lock"):  # another run is writing its page
         writer.start()
         assert not done.wait(0.5) and not (explain_dir / "report.html").exists()
     writer.join(30)
