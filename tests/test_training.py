@@ -177,3 +177,26 @@ def test_validation_split_is_stable_and_never_tiny(tmp_path: Path) -> None:
     assert not {i.path for i in va_a} & {i.path for i in tr_a}
     assert len(split_validation(items(tmp_path), tmp_path, 0.5, 5)[1]) == 5
     assert split_validation(items(tmp_path), tmp_path, 0.0, 5)[1] == []
+
+
+def test_validation_cache_gives_the_same_numbers_without_reading_the_clips_again() -> None:
+    from lmaczs_cli.explainers.decoder import MaskDecoder
+    from lmaczs_cli.jobs.train.distributed import DistInfo
+    from lmaczs_cli.jobs.train.validation import ValidationCache, validate
+    from lmaczs_cli.objective import LossWeights
+
+    model = FakeModel()
+    decoder = MaskDecoder.for_model(model, width=16)
+    cfg = _cfg(Path("unused"))
+    info = DistInfo(0, 1, 0, torch.device("cpu"))
+    val = ToyClips(8, seed=9)
+    plain = validate(model, decoder, val, cfg, info, LossWeights(), collate_toy)
+    cache = ValidationCache()
+    first = validate(model, decoder, val, cfg, info, LossWeights(), collate_toy, cache=cache)
+    reads = len(val.accessed)
+    second = validate(model, decoder, val, cfg, info, LossWeights(), collate_toy, cache=cache)
+    assert len(val.accessed) == reads  # the second validation decoded nothing
+    assert plain == first == second and len(cache.parts) == 2
+    tiny = ValidationCache(budget_bytes=1)  # nothing fits: still right, just not cached
+    assert validate(model, decoder, val, cfg, info, LossWeights(), collate_toy, cache=tiny) == plain
+    assert tiny.parts == {}

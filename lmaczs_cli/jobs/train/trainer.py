@@ -37,7 +37,7 @@ from lmaczs_cli.jobs.train.config import TrainConfig, TrainResult, lr_lambda
 from lmaczs_cli.jobs.train.data import build_datasets, collate_records, set_epoch
 from lmaczs_cli.jobs.train.log import TrainLog
 from lmaczs_cli.jobs.train.state import rng_state, set_rng_state
-from lmaczs_cli.jobs.train.validation import validate
+from lmaczs_cli.jobs.train.validation import ValidationCache, validate
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.objective import LossWeights, lmaczs_objective
 from lmaczs_cli.provenance import RunRecord, trust_warnings
@@ -115,6 +115,7 @@ class Trainer:
         self.val_step = -1
         self.best_step: int | None = None
         self.errors_seen: set[str] = set()
+        self.val_cache = ValidationCache()
 
     # -- set-up ------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -315,7 +316,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Validation metrics now; ``best.pt`` is rewritten when the validation loss improves."""
         metrics = validate(self.model, self.decoder, self.val_set, self.cfg, self.info, self.weights,
-                           self.collate_fn, self.on_error)
+                           self.collate_fn, self.on_error, self.val_cache)
         self.val_step, self.last_val = self.step, metrics
         if metrics["pairs"] == 0:
             self.say("validation gave no (clip, prompt) pairs (empty or unreadable set, "
