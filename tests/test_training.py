@@ -200,3 +200,19 @@ def test_validation_cache_gives_the_same_numbers_without_reading_the_clips_again
     tiny = ValidationCache(budget_bytes=1)  # nothing fits: still right, just not cached
     assert validate(model, decoder, val, cfg, info, LossWeights(), collate_toy, cache=tiny) == plain
     assert tiny.parts == {}
+
+
+def test_preset_fills_what_the_command_line_left_at_its_default(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--clap", "fake", "--device", "cpu", "--data", "synth",
+                                 "--synth-scenes", "8", "--preset", "small", "--steps", "2", "--val-size", "4",
+                                 "--width", "16", "--num-workers", "0", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["preset"] == "small"
+    assert (cfg["steps"], cfg["val_size"], cfg["num_workers"]) == (2, 4, 0)  # given on the command line
+    assert (cfg["batch_size"], cfg["val_every"]) == (6, 60)  # from the preset
+    assert len(cfg["extra_prompts"]) == 10  # the preset's --labels synth
+    r = CliRunner().invoke(app, ["train", "--clap", "fake", "--data", "synth", "--preset", "nope",
+                                 "--out", str(out)])
+    assert r.exit_code == 2 and "--preset 'nope': expected one of small, laion" in r.output

@@ -140,6 +140,9 @@ DataRoots = Annotated[list[str] | None, typer.Option(
     "--data-root", help="Root of each --data set, in order (manifest: the CSV).")]
 EvalLabels = Annotated[str | None, typer.Option(
     "--labels", help="Candidate classes: esc50, esc10, us8k, synth or FILE (default: the data set's own).")]
+Preset = Annotated[str | None, typer.Option(
+    "--preset", help="Settings for a model family: small, laion, ms-clap-2022, ms-clap-2023 or hf "
+    "(README: Training presets); flags given win.")]
 TrainFolds = Annotated[str | None, typer.Option(
     "--folds", help="esc50/us8k: train on these folds only, e.g. 1-4.")]
 ExcludeFolds = Annotated[str | None, typer.Option(

@@ -44,14 +44,53 @@ def parse_duration(text: str | None) -> float | None:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
+def _with_preset(ctx: typer.Context, preset: str | None, values: dict) -> dict:
+    """``values`` with the preset's settings where the command line left an option at its default."""
+    from lmaczs_cli.jobs.train.presets import preset_values
+
+    if preset is None:
+        return values
+    for key, value in preset_values(preset).items():
+        source = ctx.get_parameter_source(key)  # typer vendors click: compare by name
+        if getattr(source, "name", None) not in ("COMMANDLINE", "ENVIRONMENT"):
+            values[key] = value
+    return values
+
+
+def _config(v: dict, shared: Shared):
+    """The ``TrainConfig`` of the command line's values."""
+    from lmaczs_cli.data.prompts import check_template, label_prompts, load_labels
+    from lmaczs_cli.data.registry import parse_folds
+    from lmaczs_cli.jobs.train import TrainConfig
+
+    check_template(v["prompt_template"])
+    extra = label_prompts(load_labels(v["labels"]), v["prompt_template"]) if v["labels"] is not None else []
+    run = shared.run
+    same = ("prompt_template", "val_fraction", "val_size", "synth_scenes", "steps", "max_steps", "val_every",
+            "log_every", "save_every", "batch_size", "num_workers", "lr", "weight_decay", "warmup",
+            "mask_domain", "width", "energy_gate", "resume", "preset")
+    return TrainConfig(
+        out=str(v["out"]), clap=run.clap, clap_ckpt=run.clap_ckpt,
+        tokenizer_dir=str(run.tokenizer_dir) if run.tokenizer_dir else None,
+        data=list(v["data"]), data_root=list(v["data_root"] or []), folds=parse_folds(v["folds"]),
+        exclude_folds=parse_folds(v["exclude_folds"], "--exclude-folds"), extra_prompts=extra,
+        time_limit=parse_duration(v["time_limit"]), seed=run.seed, precision=run.precision, device=run.device,
+        weights={"l1": v["lambda_l1"], "tv": v["lambda_tv"], "out": v["lambda_out"], "div": v["lambda_div"],
+                 "out_pairs": v["out_pairs"], "div_target": v["div_target"], "l1_on": v["l1_on"]},
+        quiet=shared.quiet, **{k: v[k] for k in same},
+    )
+
+
 def register(app: typer.Typer) -> None:
     command(app, "train", help=HELP, short_help="Train an LMAC-ZS decoder (one device or torchrun DDP).",
             defaults={"num_workers": 2})(train)
 
 
 def train(
+    ctx: typer.Context,
     data: o.Data = None,
     data_root: o.DataRoots = None,
+    preset: o.Preset = None,
     folds: o.TrainFolds = None,
     exclude_folds: o.ExcludeFolds = None,
     prompt_template: o.PromptTemplate = DEFAULT_TEMPLATE,
@@ -83,34 +122,16 @@ def train(
     *,
     shared: Shared,
 ) -> None:
-    from lmaczs_cli.data.prompts import check_template, label_prompts, load_labels
-    from lmaczs_cli.data.registry import parse_folds
     from lmaczs_cli.errors import UsageError
-    from lmaczs_cli.jobs.train import TrainConfig
-    from lmaczs_cli.jobs.train import train as run_training
 
     if not data:
         raise UsageError("no training data: give --data SET (and --data-root DIR for file sets)")
-    check_template(prompt_template)
-    extra = label_prompts(load_labels(labels), prompt_template) if labels is not None else []
-    run = shared.run
-    cfg = TrainConfig(
-        out=str(out), clap=run.clap, clap_ckpt=run.clap_ckpt,
-        tokenizer_dir=str(run.tokenizer_dir) if run.tokenizer_dir else None,
-        data=list(data), data_root=list(data_root or []), folds=parse_folds(folds),
-        exclude_folds=parse_folds(exclude_folds, "--exclude-folds"),
-        prompt_template=prompt_template,
-        extra_prompts=extra,
-        val_fraction=val_fraction, val_size=val_size, synth_scenes=synth_scenes, steps=steps,
-        max_steps=max_steps, time_limit=parse_duration(time_limit), val_every=val_every,
-        log_every=log_every, save_every=save_every, batch_size=run.batch_size, num_workers=run.num_workers,
-        seed=run.seed, precision=run.precision, device=run.device, lr=lr, weight_decay=weight_decay,
-        warmup=warmup, mask_domain=mask_domain, width=width, energy_gate=energy_gate,
-        weights={"l1": lambda_l1, "tv": lambda_tv, "out": lambda_out, "div": lambda_div,
-                 "out_pairs": out_pairs, "div_target": div_target, "l1_on": l1_on},
-        resume=resume, quiet=shared.quiet,
-    )
+    values = {k: v for k, v in locals().items() if k not in ("ctx", "shared", "UsageError")}
+    values.update(batch_size=shared.run.batch_size, num_workers=shared.run.num_workers)
+    cfg = _config(_with_preset(ctx, preset, values), shared)
     rep = shared.reporter()
+    from lmaczs_cli.jobs.train import train as run_training
+
     result = run_training(cfg, reporter=rep)
     if os.environ.get("RANK", "0") != "0":
         return

@@ -54,6 +54,8 @@ class TrainConfig:
     weights: dict[str, float | str] = field(default_factory=lambda: LossWeights().to_dict())
     resume: bool = False
     quiet: bool = False
+    #: the --preset the run started from (its values are already in the fields above)
+    preset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
