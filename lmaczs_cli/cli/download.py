@@ -23,9 +23,15 @@ download_app = typer.Typer(
 
 
 def _names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.download import CLAP_CHECKPOINTS
+    from lmaczs_cli.download import CLAP_ALIASES, CLAP_CHECKPOINTS
 
-    return [n for n in CLAP_CHECKPOINTS if n.startswith(incomplete)]
+    return [n for n in [*CLAP_ALIASES, *CLAP_CHECKPOINTS] if n.startswith(incomplete)]
+
+
+def _tokenizer_names(incomplete: str = "") -> list[str]:
+    from lmaczs_cli.download import TOKENIZERS
+
+    return [n for n in TOKENIZERS if n.startswith(incomplete)]
 
 
 class _Progress:
@@ -72,7 +78,8 @@ def clap(
     name: Annotated[
         str,
         typer.Argument(
-            help="Checkpoint file name (see --list); saved under this name.",
+            help="Checkpoint file name (see --list) or model name (ms-clap-2022, ...); "
+            "saved under the file name.",
             autocompletion=_names,
         ),
     ] = DEFAULT_NAME,
@@ -91,9 +98,9 @@ def clap(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Download a LAION-CLAP checkpoint (non-fusion). Prints the saved path.
+    """Download a CLAP checkpoint (LAION non-fusion, Microsoft CLAP). Prints the saved path.
 
-    Example: lmaczs download clap 630k-audioset-best.pt
+    Examples: lmaczs download clap 630k-audioset-best.pt; lmaczs download clap ms-clap-2022
     """
     from lmaczs_cli.download import CLAP_CHECKPOINTS, clap_artifact, clap_cache_dir
 
@@ -110,20 +117,29 @@ def clap(
 @download_app.command("tokenizer")
 @handle_errors()
 def tokenizer(
+    name: Annotated[
+        str,
+        typer.Argument(help="roberta-base (LAION-CLAP) or gpt2 (ms-clap-2023).",
+                       autocompletion=_tokenizer_names),
+    ] = "roberta-base",
     force: Annotated[
         bool, typer.Option("--force", help="Download again even if the files are present.")
     ] = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Download roberta-base's vocab.json and merges.txt (LAION-CLAP's text tokenizer).
+    """Download a tokenizer's vocab.json and merges.txt (roberta-base for LAION-CLAP, gpt2 for
+    ms-clap-2023; ms-clap-2022's BERT vocabulary ships with lmaczs).
 
     Prints the folder, usable as --tokenizer-dir (lmaczs also finds it by itself).
     """
-    from lmaczs_cli.download import ROBERTA_TOKENIZER_FILES, tokenizer_cache_dir
+    from lmaczs_cli.download import TOKENIZERS, tokenizer_cache_dir
+    from lmaczs_cli.errors import UsageError
 
-    folder = tokenizer_cache_dir()
-    for art in ROBERTA_TOKENIZER_FILES.values():
+    if name not in TOKENIZERS:
+        raise UsageError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZERS)}")
+    folder = tokenizer_cache_dir(name)
+    for art in TOKENIZERS[name].values():
         _fetch(art.url, folder / art.name, art.size, art.sha256, force, quiet)
     typer.echo(str(folder))
 

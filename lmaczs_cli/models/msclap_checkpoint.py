@@ -89,7 +89,10 @@ def msclap_state_dict(obj: Any, source: str, version: str) -> dict[str, Any]:
     """The ``CLAP`` module's state dict from a loaded checkpoint, checked to be ``version``'s."""
     import torch
 
-    sd = obj.get("model", obj) if isinstance(obj, dict) else obj
+    if isinstance(obj, dict):  # LAION files keep theirs under "state_dict": name them below
+        sd = obj["model"] if "model" in obj else obj.get("state_dict", obj)
+    else:
+        sd = obj
     if not isinstance(sd, dict) or not sd or not all(
         isinstance(v, torch.Tensor) for v in sd.values()
     ):
