@@ -116,11 +116,17 @@ ROBERTA_TOKENIZER_FILES: dict[str, Artifact] = {
 GPT2_TOKENIZER_FILES: dict[str, Artifact] = {
     n: Artifact(n, HF_GPT2 + n, description="gpt2 tokenizer") for n in ("vocab.json", "merges.txt")
 }
-#: tokenizer name (``lmaczs download tokenizer NAME``) -> its files
-TOKENIZERS: dict[str, dict[str, Artifact]] = {
-    "roberta-base": ROBERTA_TOKENIZER_FILES,
-    "gpt2": GPT2_TOKENIZER_FILES,
-}
+#: the names ``lmaczs download tokenizer NAME`` knows
+TOKENIZER_NAMES = ("roberta-base", "gpt2")
+
+
+def tokenizer_files(name: str) -> dict[str, Artifact]:
+    """The files of tokenizer ``name`` (one of :data:`TOKENIZER_NAMES`)."""
+    if name == "roberta-base":
+        return ROBERTA_TOKENIZER_FILES
+    if name == "gpt2":
+        return GPT2_TOKENIZER_FILES
+    raise UsageError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZER_NAMES)}")
 
 _RETRY_ERRORS = (
     http.client.IncompleteRead,

@@ -13,7 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from lmaczs_cli.download import CLAP_CHECKPOINTS, TOKENIZERS, clap_artifact, tokenizer_cache_dir
+from lmaczs_cli.download import (
+    CLAP_CHECKPOINTS,
+    clap_artifact,
+    tokenizer_cache_dir,
+    tokenizer_files,
+)
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.msclap_checkpoint import (
     load_strict,
@@ -211,9 +216,11 @@ def test_download_names() -> None:
     assert clap_artifact("laion-htsat-tiny").name == "630k-audioset-best.pt"
     with pytest.raises(UsageError, match="choose one of: ms-clap-2022, ms-clap-2023"):
         clap_artifact("ms-clap-2024")
-    assert set(TOKENIZERS["gpt2"]) == {"vocab.json", "merges.txt"}
-    assert TOKENIZERS["gpt2"]["vocab.json"].url.startswith(
+    assert set(tokenizer_files("gpt2")) == {"vocab.json", "merges.txt"}
+    assert tokenizer_files("gpt2")["vocab.json"].url.startswith(
         "https://huggingface.co/openai-community/gpt2/")
+    with pytest.raises(UsageError, match="choose one of: roberta-base, gpt2"):
+        tokenizer_files("bert")
 
 
 def test_cli_download_accepts_the_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

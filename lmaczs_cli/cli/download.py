@@ -29,9 +29,9 @@ def _names(incomplete: str = "") -> list[str]:
 
 
 def _tokenizer_names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.download import TOKENIZERS
+    from lmaczs_cli.download import TOKENIZER_NAMES
 
-    return [n for n in TOKENIZERS if n.startswith(incomplete)]
+    return [n for n in TOKENIZER_NAMES if n.startswith(incomplete)]
 
 
 class _Progress:
@@ -133,13 +133,11 @@ def tokenizer(
 
     Prints the folder, usable as --tokenizer-dir (lmaczs also finds it by itself).
     """
-    from lmaczs_cli.download import TOKENIZERS, tokenizer_cache_dir
-    from lmaczs_cli.errors import UsageError
+    from lmaczs_cli.download import tokenizer_cache_dir, tokenizer_files
 
-    if name not in TOKENIZERS:
-        raise UsageError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZERS)}")
+    files = tokenizer_files(name)
     folder = tokenizer_cache_dir(name)
-    for art in TOKENIZERS[name].values():
+    for art in files.values():
         _fetch(art.url, folder / art.name, art.size, art.sha256, force, quiet)
     typer.echo(str(folder))
 
