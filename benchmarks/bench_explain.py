@@ -1,16 +1,20 @@
 """Cost of explaining, as ratios against one plain encode measured in the same process and batch.
 
-Run: ``python benchmarks/bench_explain.py [--models small,laion] [--batch 4] [--repeats 3]``.
+Run: ``python benchmarks/bench_explain.py [--models small,laion,ms-clap-2022] [--batch 4]
+[--repeats 3]`` (any registered model name; ``laion`` is laion-htsat-tiny).
 
 For each model, with a batch of full-window clips (small: 5 s, LAION HTSAT-tiny: 10 s,
-random weights where no checkpoint is available — speed does not depend on the weights):
+MS-CLAP 2022: 5 s, 2023: 7 s at 44.1 kHz; random weights where no checkpoint is
+available — speed does not depend on the weights):
 
 - mask / encode: LMAC-ZS masks (one encode + the decoder) ÷ one plain encode (goal ≤ 1.3)
 - explain / encode: the explain engine with masked-similarity scoring (STFT, encode,
   decoder, masked encode) ÷ one plain encode (goal ≤ 2.5)
 - each baseline's per-clip cost ÷ the LMAC-ZS mask cost (goal: IG-50 ≥ 20× and GradCAM
   more expensive than LMAC-ZS)
-- peak RSS of the process.
+- peak RSS of the process;
+- at the end, each model's encode time per clip and per second of audio against the
+  first model's (same process, so the ratios hold across machines).
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ def _model(name: str):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if name == "laion":
-            return create_model("laion-htsat-tiny", ckpt="random")
-        return create_model("small")
+        if name == "small":
+            return create_model("small")
+        # text is a random tensor here, so no tokenizer is ever needed
+        return create_model("laion-htsat-tiny" if name == "laion" else name, ckpt="random")
 
 
-def bench(name: str, batch: int, repeats: int, baselines: bool) -> None:
+def bench(name: str, batch: int, repeats: int, baselines: bool) -> tuple[float, float]:
+    """Print the ratios for ``name``; return (encode s per clip, clip seconds)."""
     from lmaczs_cli.explainers.attribution import IntegratedGradientsExplainer, SmoothGradExplainer
     from lmaczs_cli.explainers.decoder import MaskDecoder
     from lmaczs_cli.explainers.gradcam import GradCAMExplainer
@@ -96,6 +102,7 @@ def bench(name: str, batch: int, repeats: int, baselines: bool) -> None:
         if key in t:
             print(f"  {key:<14} / lmaczs mask {t[key] / t['lmaczs_mask']:8.1f}x")
     print(f"  peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return enc / batch, float(model.window_seconds)
 
 
 def main() -> None:
@@ -106,8 +113,13 @@ def main() -> None:
     ap.add_argument("--no-baselines", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    for name in a.models.split(","):
-        bench(name.strip(), a.batch, a.repeats, not a.no_baselines)
+    names = [n.strip() for n in a.models.split(",")]
+    per_clip = {n: bench(n, a.batch, a.repeats, not a.no_baselines) for n in names}
+    (ref_t, ref_s), ref = per_clip[names[0]], names[0]
+    print(f"\nencode cost against {ref} (same process):")
+    for n, (t, secs) in per_clip.items():
+        print(f"  {n:<16} {1000 * t:8.1f} ms/clip ({secs:g} s)  x{t / ref_t:5.2f} per clip  "
+              f"x{(t / secs) / (ref_t / ref_s):5.2f} per second of audio")
 
 
 if __name__ == "__main__":
