@@ -91,9 +91,10 @@ def test_wrong_family_and_junk_are_one_line_errors(tmp_path: Path) -> None:
         msclap_state_dict({"state_dict": laion}, "y.pth", "2023")
     with pytest.raises(UsageError, match="no tensor state dict under 'model'"):
         msclap_state_dict({"model": {"a": 1}}, "z.pth", "2023")
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UsageError, match="junk.pth: not a readable PyTorch checkpoint"):
-        read_msclap_checkpoint(tmp_path / "junk.pth", "2022")
+    for content in (b"not a checkpoint", b"junk\n", b"\x80\x02}q\x00"):
+        (tmp_path / "junk.pth").write_bytes(content)
+        with pytest.raises(UsageError, match="junk.pth: not a readable PyTorch checkpoint"):
+            read_msclap_checkpoint(tmp_path / "junk.pth", "2022")
 
 
 def test_reader_refuses_code(tmp_path: Path) -> None:
