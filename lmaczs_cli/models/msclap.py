@@ -99,6 +99,10 @@ class MsClap(ZeroShotModel):
           to the window (the last copy is partial); ``valid`` counts the first copy;
         - longer: the package crops at ``random.randrange(N - N_win)``; we take the
           crop starting at ``offset`` samples (default 0, the start).
+
+        Multichannel files: the package flattens ``[C, N]`` into one ``C * N`` signal
+        (channels one after the other) before this step; lmaczs's loader downmixes to
+        mono instead, so stereo input differs from the package by design.
         """
         if wave.dim() != 1:
             raise ValueError(f"fit_window expects a mono clip [N], got {tuple(wave.shape)}")
