@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check \
 		-c requirements/constraints.txt -e '.[test]'
+	# msclap's pins would downgrade transformers/librosa/pandas: its model code is loaded without them
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps msclap==1.3.4
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -156,6 +156,58 @@ def bench_hf(repeats: int, device: str) -> None:
     print(f"  ours fwd+bwd to |X| B=1 {fmt('grad1')}   fwd+bwd/fwd {lo['grad1'] / lo['hf1']:.2f}")
 
 
+def bench_msclap(repeats: int, device: str, version: str = "2022") -> None:
+    """MS-CLAP: our front end (|STFT| -> log-mel -> encoder -> projection) per window, against
+    the upstream module's own ``audio_encoder`` forward (torchlibrosa STFT), what
+    ``CLAPWrapper._get_audio_embeddings`` runs."""
+    import torch
+
+    from lmaczs_cli.models.registry import create_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        model = create_model(f"ms-clap-{version}", ckpt="random", device=device)
+        build_s = time.perf_counter() - t0
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    g = torch.Generator().manual_seed(0)
+    waves = (0.1 * torch.randn(4, model.window_samples, generator=g)).to(dev)
+
+    def ours(b: int) -> Callable[[], object]:
+        def run() -> object:
+            with torch.no_grad():
+                return model.encode(model.spectrogram(waves[:b])[0]).embedding
+        return run
+
+    def package(b: int) -> Callable[[], object]:
+        def run() -> object:
+            with torch.no_grad():
+                return model.clap.audio_encoder(waves[:b])[0]
+        return run
+
+    def ours_grad() -> object:
+        mag = model.spectrogram(waves[:1])[0].requires_grad_(True)
+        model.encode(mag).embedding.sum().backward()
+        return mag.grad
+
+    t = _timings({"ours1": ours(1), "ours4": ours(4), "pkg1": package(1), "pkg4": package(4),
+                  "grad1": ours_grad}, repeats, sync)
+    per_clip = {k: (lo / int(k[-1]), med / int(k[-1])) for k, (lo, med) in t.items()}
+    o1, o4, p1, p4, g1 = (per_clip[k][0] for k in ("ours1", "ours4", "pkg1", "pkg4", "grad1"))
+    print(f"ms-clap-{version} on {device} (torch threads {torch.get_num_threads()}), build "
+          f"{build_s:.1f} s; per {model.window_seconds:g} s clip, min (median) of {repeats} runs:")
+
+    def fmt(k: str) -> str:
+        return f"{per_clip[k][0] * 1e3:7.1f} ({per_clip[k][1] * 1e3:7.1f}) ms"
+
+    print(f"  ours     B=1 {fmt('ours1')}   B=4 {fmt('ours4')}   B=4/B=1 {o4 / o1:.2f}")
+    print(f"  package  B=1 {fmt('pkg1')}   B=4 {fmt('pkg4')}   B=4/B=1 {p4 / p1:.2f}")
+    print(f"  ours/package  B=1 {o1 / p1:.2f}   B=4 {o4 / p4:.2f}")
+    print(f"  ours fwd+bwd to |X| B=1 {fmt('grad1')}   fwd+bwd/fwd {g1 / o1:.2f}")
+
+
+
 def bench_cli_help(repeats: int, device: str) -> None:
     """Wall time of ``lmaczs --help`` against a bare interpreter start."""
     exe = shutil.which("lmaczs", path=str(Path(sys.executable).parent) + os.pathsep
@@ -174,14 +226,14 @@ def bench_cli_help(repeats: int, device: str) -> None:
           f"ratio {h / tt:.2f}")
 
 
-BENCHES = {"help": bench_cli_help, "laion": bench_laion, "hf": bench_hf}
+BENCHES = {"help": bench_cli_help, "laion": bench_laion, "hf": bench_hf, "msclap": bench_msclap}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated: help, laion, hf")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated: help, laion, hf, msclap")
     args = ap.parse_args()
     for name in args.only.split(","):
         BENCHES[name.strip()](args.repeats, args.device)

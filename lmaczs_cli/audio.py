@@ -99,7 +99,9 @@ def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
 def _resampler(orig_sr: int, new_sr: int, device: str, dtype: torch.dtype):
     import torchaudio.transforms as AT
 
-    return AT.Resample(orig_sr, new_sr, dtype=dtype).to(device)
+    # the kernel is computed in float64 and then cast (torchaudio's advice); building it
+    # in float32 with ``dtype=`` is ~5e-6 less accurate and differs from plain ``Resample``
+    return AT.Resample(orig_sr, new_sr).to(device=device, dtype=dtype)
 
 
 def load_audio(

@@ -36,6 +36,8 @@ from lmaczs_cli.errors import LmaczsError, UsageError
 
 HF_LAION = "https://huggingface.co/lukewys/laion_clap/resolve/main/"
 HF_ROBERTA = "https://huggingface.co/FacebookAI/roberta-base/resolve/main/"
+HF_MSCLAP = "https://huggingface.co/microsoft/msclap/resolve/main/"
+HF_GPT2 = "https://huggingface.co/openai-community/gpt2/resolve/main/"
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,11 @@ class Artifact:
     description: str = ""
 
 
-#: Non-fusion LAION-CLAP checkpoints (fusion ones are not supported by lmaczs).
+#: Non-fusion LAION-CLAP checkpoints (fusion ones are not supported by lmaczs) and the
+#: Microsoft CLAP ones (Hugging Face ``microsoft/msclap``; the same files are published
+#: on Zenodo, records 7312125 (2022) and 8378278 (2022, 2023), usable with ``--url``).
 #: Size and SHA-256 are pinned where independently known; for the others the
-#: Hugging Face headers give them at download time.
+#: Hugging Face headers (X-Linked-Size, X-Linked-Etag) give them at download time.
 CLAP_CHECKPOINTS: dict[str, Artifact] = {
     a.name: a
     for a in (
@@ -82,15 +86,47 @@ CLAP_CHECKPOINTS: dict[str, Artifact] = {
             HF_LAION + "music_speech_epoch_15_esc_89.25.pt",
             description="HTSAT-base, music + speech (laion-htsat-base)",
         ),
+        Artifact(
+            "CLAP_weights_2022.pth",
+            HF_MSCLAP + "CLAP_weights_2022.pth",
+            description="Microsoft CLAP 2022, CNN14 + BERT, the LMAC-ZS paper's model (ms-clap-2022)",
+        ),
+        Artifact(
+            "CLAP_weights_2023.pth",
+            HF_MSCLAP + "CLAP_weights_2023.pth",
+            description="Microsoft CLAP 2023, HTSAT + GPT-2 (ms-clap-2023)",
+        ),
     )
 }
 DEFAULT_CLAP_CHECKPOINT = "630k-audioset-best.pt"
+#: model names accepted by ``lmaczs download clap`` for their default checkpoint
+CLAP_ALIASES = {
+    "ms-clap-2022": "CLAP_weights_2022.pth",
+    "ms-clap-2023": "CLAP_weights_2023.pth",
+    "laion-htsat-tiny": "630k-audioset-best.pt",
+    "laion-htsat-base": "music_speech_audioset_epoch_15_esc_89.98.pt",
+}
 
 #: roberta-base BPE files (what RobertaTokenizer needs; LAION-CLAP's text tokenizer).
 ROBERTA_TOKENIZER_FILES: dict[str, Artifact] = {
     n: Artifact(n, HF_ROBERTA + n, description="roberta-base tokenizer")
     for n in ("vocab.json", "merges.txt")
 }
+#: gpt2 BPE files (MS-CLAP 2023's text tokenizer).
+GPT2_TOKENIZER_FILES: dict[str, Artifact] = {
+    n: Artifact(n, HF_GPT2 + n, description="gpt2 tokenizer") for n in ("vocab.json", "merges.txt")
+}
+#: the names ``lmaczs download tokenizer NAME`` knows
+TOKENIZER_NAMES = ("roberta-base", "gpt2")
+
+
+def tokenizer_files(name: str) -> dict[str, Artifact]:
+    """The files of tokenizer ``name`` (one of :data:`TOKENIZER_NAMES`)."""
+    if name == "roberta-base":
+        return ROBERTA_TOKENIZER_FILES
+    if name == "gpt2":
+        return GPT2_TOKENIZER_FILES
+    raise UsageError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZER_NAMES)}")
 
 _RETRY_ERRORS = (
     http.client.IncompleteRead,
@@ -119,9 +155,9 @@ def clap_cache_dir() -> Path:
     return cache_root() / "clap"
 
 
-def tokenizer_cache_dir() -> Path:
-    """Where ``lmaczs download tokenizer`` puts the roberta-base tokenizer files."""
-    return cache_root() / "tokenizers" / "roberta-base"
+def tokenizer_cache_dir(name: str = "roberta-base") -> Path:
+    """Where ``lmaczs download tokenizer NAME`` puts a tokenizer's files (default roberta-base)."""
+    return cache_root() / "tokenizers" / name
 
 
 def hf_hub_dirs() -> list[Path]:
@@ -326,6 +362,7 @@ def clap_artifact(name: str, url: str | None = None, sha256: str | None = None) 
     """The catalogue entry for ``name`` (or an ad-hoc one when ``url`` is given)."""
     if Path(name).name != name or not name:
         raise UsageError(f"checkpoint name {name!r} must be a plain file name")
+    name = CLAP_ALIASES.get(name, name)
     known = CLAP_CHECKPOINTS.get(name)
     if url:
         same = known is not None and known.url == url
@@ -335,7 +372,7 @@ def clap_artifact(name: str, url: str | None = None, sha256: str | None = None) 
     if known is None:
         if "fusion" in name:
             raise UsageError(f"{name}: fusion checkpoints are not supported by lmaczs")
-        names = ", ".join(CLAP_CHECKPOINTS)
+        names = ", ".join([*CLAP_ALIASES, *CLAP_CHECKPOINTS])
         raise UsageError(f"unknown checkpoint {name!r}; choose one of: {names} (or pass --url)")
     if sha256:
         return Artifact(known.name, known.url, known.size, sha256, known.description)

@@ -1,5 +1,6 @@
 """The ZeroShotModel contract, checked the same way on every model: LAION-CLAP and Hugging Face
-ClapModel (real HTSAT-tiny architectures, seeded random weights, stub tokenizers) and the bundled
+ClapModel (real HTSAT-tiny architectures, stub tokenizers), Microsoft CLAP 2022 (CNN14 + BERT) and
+2023 (HTSAT + GPT-2, stub tokenizer), all with seeded random weights, and the bundled
 small model."""
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ import torch
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.models.registry import create_model
 from tests.helpers_laion import make_stub_tokenizer
+from tests.helpers_msclap import make_gpt2_stub_tokenizer
 
 
-@pytest.fixture(scope="module", params=["small", "laion-htsat-tiny", "hf-htsat-tiny"])
+@pytest.fixture(scope="module",
+                params=["small", "laion-htsat-tiny", "hf-htsat-tiny", "ms-clap-2022", "ms-clap-2023"])
 def model(request, tmp_path_factory: pytest.TempPathFactory) -> ZeroShotModel:
     if request.param == "small":
         return create_model("small")
-    if request.param == "hf-htsat-tiny":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return create_model("hf-htsat-tiny", ckpt="random", seed=0)
-    tok = make_stub_tokenizer(tmp_path_factory.mktemp("tok"))
+    if request.param in ("ms-clap-2022", "hf-htsat-tiny"):  # 2022's BERT vocabulary ships; hf: a stub
+        tok = None
+    elif request.param == "ms-clap-2023":
+        tok = make_gpt2_stub_tokenizer(tmp_path_factory.mktemp("gpt2"))
+    else:
+        tok = make_stub_tokenizer(tmp_path_factory.mktemp("tok"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return create_model("laion-htsat-tiny", ckpt="random", tokenizer_dir=tok, seed=0)
+        return create_model(request.param, ckpt="random", tokenizer_dir=tok, seed=0)
 
 
 @pytest.fixture(scope="module")

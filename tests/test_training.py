@@ -205,8 +205,9 @@ def test_validation_cache_gives_the_same_numbers_without_reading_the_clips_again
 def test_preset_fills_what_the_command_line_left_at_its_default(tmp_path: Path) -> None:
     out = tmp_path / "run"
     r = CliRunner().invoke(app, ["train", "--clap", "fake", "--device", "cpu", "--data", "synth",
-                                 "--synth-scenes", "8", "--preset", "small", "--steps", "2", "--val-size", "4",
-                                 "--width", "16", "--num-workers", "0", "--out", str(out), "--quiet"])
+                                 "--synth-scenes", "8", "--preset", "small", "--steps", "2",
+                                 "--val-size", "4", "--width", "16", "--num-workers", "0", "--out", str(out),
+                                 "--quiet"])
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["preset"] == "small"

@@ -72,9 +72,9 @@ def clap(
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:
-    """Download a LAION-CLAP checkpoint (non-fusion). Prints the saved path.
+    """Download a CLAP checkpoint (LAION non-fusion, Microsoft CLAP). Prints the saved path.
 
-    Example: lmaczs download clap 630k-audioset-best.pt
+    Examples: lmaczs download clap 630k-audioset-best.pt; lmaczs download clap ms-clap-2022
     Hugging Face: lmaczs download clap hf:laion/clap-htsat-unfused (prints the snapshot folder)
     """
     from lmaczs_cli.download import CLAP_CHECKPOINTS, clap_artifact, clap_cache_dir
@@ -96,15 +96,20 @@ def clap(
 
 @download_app.command("tokenizer")
 @handle_errors()
-def tokenizer(force: o.Force = False, quiet: o.Quiet = False, debug: o.Debug = False) -> None:
-    """Download roberta-base's vocab.json and merges.txt (LAION-CLAP's text tokenizer).
+def tokenizer(
+    name: o.TokenizerName = "roberta-base", force: o.Force = False, quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """Download a tokenizer's vocab.json and merges.txt (roberta-base for LAION-CLAP, gpt2 for
+    ms-clap-2023; ms-clap-2022's BERT vocabulary ships with lmaczs).
 
     Prints the folder, usable as --tokenizer-dir (lmaczs also finds it by itself).
     """
-    from lmaczs_cli.download import ROBERTA_TOKENIZER_FILES, tokenizer_cache_dir
+    from lmaczs_cli.download import tokenizer_cache_dir, tokenizer_files
 
-    folder = tokenizer_cache_dir()
-    for art in ROBERTA_TOKENIZER_FILES.values():
+    files = tokenizer_files(name)
+    folder = tokenizer_cache_dir(name)
+    for art in files.values():
         _fetch(art.url, folder / art.name, art.size, art.sha256, force, quiet)
     typer.echo(str(folder))
 

@@ -30,16 +30,17 @@ Version = Annotated[bool, typer.Option(
 # -- shared by every model-running command (added by `command`) -----------------------------
 Clap = Annotated[str, typer.Option(
     "--clap", envvar="LMACZS_CLAP",
-    help="Zero-shot model: laion-htsat-tiny, laion-htsat-base, hf-htsat-tiny, hf-htsat-base, "
-    "hf:<repo-id-or-folder> (Hugging Face ClapModel), or 'small' (bundled, offline).")]
+    help="Zero-shot model: laion-htsat-tiny, laion-htsat-base, ms-clap-2022 (the paper's), ms-clap-2023, "
+    "hf-htsat-tiny, hf-htsat-base, hf:<repo-id-or-folder> (Hugging Face ClapModel), or 'small' "
+    "(bundled, offline).")]
 ClapCkpt = Annotated[str | None, typer.Option(
     "--clap-ckpt", envvar="LMACZS_CLAP_CKPT",
-    help="Model checkpoint file (LAION .pt); 'random' builds random weights (testing). "
+    help="Model checkpoint file (LAION .pt, MS-CLAP .pth); 'random' builds random weights (testing). "
     "hf models: only 'random'.")]
 TokenizerDir = Annotated[Path | None, typer.Option(
     "--tokenizer-dir", envvar="LMACZS_TOKENIZER_DIR",
     help="Folder with the text tokenizer files (LAION: roberta-base vocab.json, merges.txt; "
-    "hf: replaces the checkpoint's tokenizer).")]
+    "ms-clap-2023: gpt2's; ms-clap-2022 needs none; hf: replaces the checkpoint's tokenizer).")]
 Device = Annotated[str, typer.Option("--device", envvar="LMACZS_DEVICE", help="auto, cpu, cuda or cuda:N.")]
 BatchSize = Annotated[int, typer.Option(
     "--batch-size", envvar="LMACZS_BATCH_SIZE", min=1, help="Clips per batch.")]
@@ -130,7 +131,8 @@ Conditions = Annotated[list[str] | None, typer.Option(
 Plots = Annotated[bool, typer.Option("--plots", help="Mask mean vs similarity figure.")]
 Mode = Annotated[str, typer.Option("--mode", help="cascading (top-down, cumulative) or independent.")]
 Granularity = Annotated[str, typer.Option(
-    "--granularity", help="LAION: randomise whole Swin stages or single blocks.")]
+    "--granularity", help="HTSAT models: randomise whole Swin stages or single blocks (CNN14: always "
+    "its conv blocks).")]
 WrongPrompts = Annotated[int, typer.Option("--wrong-prompts", min=1, help="Unrelated prompts per clip.")]
 
 # -- train -------------------------------------------------------------------------------
@@ -210,14 +212,23 @@ Report = Annotated[bool, typer.Option("--report", help="Also write report.html (
 
 
 def _checkpoint_names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.download import CLAP_CHECKPOINTS
+    from lmaczs_cli.download import CLAP_ALIASES, CLAP_CHECKPOINTS
 
-    return [n for n in CLAP_CHECKPOINTS if n.startswith(incomplete)]
+    return [n for n in [*CLAP_ALIASES, *CLAP_CHECKPOINTS] if n.startswith(incomplete)]
+
+
+def _tokenizer_names(incomplete: str = "") -> list[str]:
+    from lmaczs_cli.download import TOKENIZER_NAMES
+
+    return [n for n in TOKENIZER_NAMES if n.startswith(incomplete)]
 
 
 CheckpointName = Annotated[str, typer.Argument(
-    help="Checkpoint file name (see --list); saved under this name. hf:<repo-id> fills the Hugging Face "
-    "cache for --clap hf:<repo-id>.", autocompletion=_checkpoint_names)]
+    help="Checkpoint file name (see --list) or model name (ms-clap-2022, ...), saved under the file "
+    "name; hf:<repo-id> fills the Hugging Face cache for --clap hf:<repo-id>.",
+    autocompletion=_checkpoint_names)]
+TokenizerName = Annotated[str, typer.Argument(
+    help="roberta-base (LAION-CLAP) or gpt2 (ms-clap-2023).", autocompletion=_tokenizer_names)]
 
 Url = Annotated[str | None, typer.Option("--url", help="Download from this URL instead of the known one.")]
 Sha256 = Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 of the file (hex).")]

@@ -130,6 +130,50 @@ def tokens_to_grid(x: torch.Tensor, resolution: tuple[int, int], freq_ratio: int
     return x.reshape(b, c, h // freq_ratio, freq_ratio * w)
 
 
+def htsat_forward_features(ab: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``HTSAT_Swin_Transformer.forward_features`` of ``ab`` up to ``latent_output``, keeping
+    each Swin stage's map as [B, C, freq, time] (:func:`tokens_to_grid`)."""
+    frames = x.shape[2]
+    x = ab.patch_embed(x)
+    if ab.ape:
+        x = x + ab.absolute_pos_embed
+    x = ab.pos_drop(x)
+    hidden: list[torch.Tensor] = []
+    for layer in ab.layers:
+        for blk in layer.blocks:
+            x, _ = blk(x)
+        hidden.append(tokens_to_grid(x, layer.input_resolution, ab.freq_ratio))
+        if layer.downsample is not None:
+            x = layer.downsample(x)
+    x = ab.norm(x)
+    b, _, c = x.shape
+    sf = frames // (2 ** (len(ab.depths) - 1)) // ab.patch_stride[0]
+    st = frames // (2 ** (len(ab.depths) - 1)) // ab.patch_stride[1]
+    x = x.permute(0, 2, 1).contiguous().reshape(b, c, sf, st)
+    c_freq_bin = sf // ab.freq_ratio
+    x = x.reshape(b, c, sf // c_freq_bin, c_freq_bin, st)
+    x = x.permute(0, 1, 3, 2, 4).contiguous().reshape(b, c, c_freq_bin, -1)
+    latent = torch.flatten(ab.avgpool(torch.flatten(x, 2)), 1)
+    return latent, hidden
+
+
+def htsat_blocks(
+    ab: nn.Module, prefix: str, granularity: Literal["stage", "block"] = "stage"
+) -> list[tuple[str, nn.Module]]:
+    """HTSAT's randomisable parts, input side first: patch embedding, the Swin stages (or
+    their blocks and patch-merging layers), the final norm; names start with ``prefix``."""
+    out: list[tuple[str, nn.Module]] = [(f"{prefix}.patch_embed", ab.patch_embed)]
+    for i, layer in enumerate(ab.layers):
+        if granularity == "stage":
+            out.append((f"{prefix}.layers.{i}", layer))
+            continue
+        for j, blk in enumerate(layer.blocks):
+            out.append((f"{prefix}.layers.{i}.blocks.{j}", blk))
+        if layer.downsample is not None:
+            out.append((f"{prefix}.layers.{i}.downsample", layer.downsample))
+    return out + [(f"{prefix}.norm", ab.norm)]
+
+
 # -- the model ------------------------------------------------------------------------
 
 
@@ -221,30 +265,7 @@ class LaionClap(ZeroShotModel):
         return Encoded(F.normalize(emb, dim=-1), hidden)
 
     def _forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``HTSAT_Swin_Transformer.forward_features`` up to ``latent_output``, keeping stage maps."""
-        ab = self._audio
-        frames = x.shape[2]
-        x = ab.patch_embed(x)
-        if ab.ape:
-            x = x + ab.absolute_pos_embed
-        x = ab.pos_drop(x)
-        hidden: list[torch.Tensor] = []
-        for layer in ab.layers:
-            for blk in layer.blocks:
-                x, _ = blk(x)
-            hidden.append(tokens_to_grid(x, layer.input_resolution, ab.freq_ratio))
-            if layer.downsample is not None:
-                x = layer.downsample(x)
-        x = ab.norm(x)
-        b, _, c = x.shape
-        sf = frames // (2 ** (len(ab.depths) - 1)) // ab.patch_stride[0]
-        st = frames // (2 ** (len(ab.depths) - 1)) // ab.patch_stride[1]
-        x = x.permute(0, 2, 1).contiguous().reshape(b, c, sf, st)
-        c_freq_bin = sf // ab.freq_ratio
-        x = x.reshape(b, c, sf // c_freq_bin, c_freq_bin, st)
-        x = x.permute(0, 1, 3, 2, 4).contiguous().reshape(b, c, c_freq_bin, -1)
-        latent = torch.flatten(ab.avgpool(torch.flatten(x, 2)), 1)
-        return latent, hidden
+        return htsat_forward_features(self._audio, x)
 
     # -- text side --------------------------------------------------------------------
     @property
@@ -282,18 +303,8 @@ class LaionClap(ZeroShotModel):
     ) -> list[tuple[str, nn.Module]]:
         """Input side first: patch embedding, the Swin stages (or their blocks and
         patch-merging layers), the final norm, the audio projection."""
-        ab = self._audio
-        out: list[tuple[str, nn.Module]] = [("audio_branch.patch_embed", ab.patch_embed)]
-        for i, layer in enumerate(ab.layers):
-            if granularity == "stage":
-                out.append((f"audio_branch.layers.{i}", layer))
-                continue
-            for j, blk in enumerate(layer.blocks):
-                out.append((f"audio_branch.layers.{i}.blocks.{j}", blk))
-            if layer.downsample is not None:
-                out.append((f"audio_branch.layers.{i}.downsample", layer.downsample))
-        out += [("audio_branch.norm", ab.norm), ("audio_projection", self.clap.audio_projection)]
-        return out
+        out = htsat_blocks(self._audio, "audio_branch", granularity)
+        return out + [("audio_projection", self.clap.audio_projection)]
 
     def gradcam_target(self) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
         """HTSAT's final ``norm`` (last Swin stage, normalised), tokens -> [B, C, 2, 32]."""

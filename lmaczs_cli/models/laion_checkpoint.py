@@ -163,8 +163,10 @@ def read_checkpoint(path: Path) -> Any:
             return _torch_load(path, weights_only=False, pickle_module=_restricted_pickle_module())
     except UnsafeGlobal as e:
         raise UsageError(f"{path}: not loadable as a weights-only checkpoint ({e})") from None
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as e:
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError,
+            KeyError, IndexError, TypeError, AttributeError) as e:  # garbage trips the unpickler
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first if not isinstance(e, KeyError | IndexError) else f"{type(e).__name__} {first}"
         raise UsageError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
 
 

@@ -128,3 +128,13 @@ register_prefix(
     "or a save_pretrained folder",
     "repo-id-or-folder",
 )
+register_model(
+    "ms-clap-2022",
+    "lmaczs_cli.models.msclap:build_ms_clap_2022",
+    "Microsoft CLAP 2022, CNN14 audio + BERT text, 5 s at 44.1 kHz (the LMAC-ZS paper's model)",
+)
+register_model(
+    "ms-clap-2023",
+    "lmaczs_cli.models.msclap:build_ms_clap_2023",
+    "Microsoft CLAP 2023, HTSAT audio + GPT-2 text, 7 s at 44.1 kHz",
+)
