@@ -229,6 +229,6 @@ complete -c lmaczs -n '__fish_seen_subcommand_from report' -l quiet -s q -d 'No 
 complete -c lmaczs -n '__fish_seen_subcommand_from report' -l json -d 'Print one JSON object per result line on stdout.'
 complete -c lmaczs -n '__fish_seen_subcommand_from report' -l debug -d 'Show tracebacks on errors.'
 complete -c lmaczs -n '__fish_seen_subcommand_from report' -l help -d 'Show this message and exit.'
-complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a download -d 'Download model files into the cache ($XDG_CACHE_HOME/lmaczs, else ~/.cache/lmaczs). Nothing else in lmaczs uses the network.'
+complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a download -d 'Download model files and data sets into the cache ($XDG_CACHE_HOME/lmaczs, else ~/.cache/lmaczs). Nothing else in lmaczs uses the network.'
 complete -c lmaczs -n '__fish_seen_subcommand_from download' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from download' -l help -d 'Show this message and exit.'

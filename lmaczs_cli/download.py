@@ -9,7 +9,8 @@ which calls :func:`download`. Files land in the XDG cache
   ``Range`` request (automatically a few times, then on the next run);
 - the finished file is checked against the expected size and SHA-256 (from the
   catalogue below, else from the Hugging Face ``X-Linked-Size`` /
-  ``X-Linked-Etag`` headers of the redirect, else against ``Content-Length``);
+  ``X-Linked-Etag`` headers of the redirect, else against ``Content-Length``),
+  and against an MD5 where that is what the publisher gives (Zenodo);
 - only a verified file is renamed (atomically) to its final name; a corrupt
   one is deleted, never left at the final path.
 """
@@ -176,11 +177,17 @@ def hf_hub_dirs() -> list[Path]:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+    return file_digests(path, ("sha256",), chunk)["sha256"]
+
+
+def file_digests(path: Path, algorithms: tuple[str, ...], chunk: int = 1 << 20) -> dict[str, str]:
+    """Hex digests of ``path`` for each hashlib algorithm name (one pass over the file)."""
+    hashes = {a: hashlib.new(a) for a in algorithms}
     with open(path, "rb") as f:
         while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+    return {a: h.hexdigest() for a, h in hashes.items()}
 
 
 class _RecordingRedirects(urllib.request.HTTPRedirectHandler):
@@ -285,6 +292,7 @@ def download(
     *,
     size: int | None = None,
     sha256: str | None = None,
+    md5: str | None = None,
     force: bool = False,
     retries: int = 3,
     backoff: float = 1.0,
@@ -296,9 +304,10 @@ def download(
 
     An existing ``dest`` of the expected size is kept unless ``force``. Network
     errors and short transfers are retried ``retries`` times, resuming, after
-    ``backoff * 2**k`` seconds. Raises :class:`DownloadError` with a one-line
-    reason; after a checksum or size mismatch neither ``dest`` nor the ``.part``
-    file is left behind.
+    ``backoff * 2**k`` seconds. ``md5`` is checked like ``sha256`` (for
+    publishers that give only MD5). Raises :class:`DownloadError` with a
+    one-line reason; after a checksum or size mismatch neither ``dest`` nor the
+    ``.part`` file is left behind.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
@@ -338,16 +347,25 @@ def download(
         raise DownloadError(
             f"{dest.name}: got {have} bytes, expected {exp.size}; the partial file was removed"
         )
-    if exp.sha256 is not None:
-        got = sha256_file(part)
-        if got != exp.sha256:
-            part.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{dest.name}: SHA-256 mismatch (expected {exp.sha256}, got {got}); "
-                "the corrupt download was removed, nothing was saved"
-            )
+    _check_digests(part, dest.name, {"sha256": exp.sha256, "md5": md5.lower() if md5 else None})
     os.replace(part, dest)
     return dest
+
+
+def _check_digests(part: Path, name: str, expected: dict[str, str | None]) -> None:
+    """Compare ``part`` with the expected digests; delete it and raise on a mismatch."""
+    wanted = {a: v for a, v in expected.items() if v is not None}
+    if not wanted:
+        return
+    got = file_digests(part, tuple(wanted))
+    for algorithm, value in wanted.items():
+        if got[algorithm] != value:
+            part.unlink(missing_ok=True)
+            label = {"sha256": "SHA-256", "md5": "MD5"}.get(algorithm, algorithm)
+            raise DownloadError(
+                f"{name}: {label} mismatch (expected {value}, got {got[algorithm]}); "
+                "the corrupt download was removed, nothing was saved"
+            )
 
 
 def _reason(e: BaseException) -> str:

@@ -15,8 +15,8 @@ DEFAULT_NAME = "630k-audioset-best.pt"
 
 download_app = typer.Typer(
     help=(
-        "Download model files into the cache ($XDG_CACHE_HOME/lmaczs, else ~/.cache/lmaczs). "
-        "Nothing else in lmaczs uses the network."
+        "Download model files and data sets into the cache ($XDG_CACHE_HOME/lmaczs, else "
+        "~/.cache/lmaczs). Nothing else in lmaczs uses the network."
     ),
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -111,6 +111,36 @@ def tokenizer(
     folder = tokenizer_cache_dir(name)
     for art in files.values():
         _fetch(art.url, folder / art.name, art.size, art.sha256, force, quiet)
+    typer.echo(str(folder))
+
+
+@download_app.command("dataset")
+@handle_errors()
+def dataset(
+    name: o.DatasetName = None,
+    dest: o.Dest = None,
+    force: o.Force = False,
+    list_: o.ListDatasets = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """Download a data set from its publisher, verified, laid out as --data-root reads it.
+
+    Prints the licence first and the folder at the end. Example: lmaczs download dataset esc50
+    """
+    from lmaczs_cli.cli.common import ConsoleReporter
+    from lmaczs_cli.data_download.catalogue import DATASETS
+    from lmaczs_cli.data_download.install import human_size, install_dataset
+    from lmaczs_cli.errors import UsageError
+
+    if list_:
+        for s in DATASETS.values():
+            typer.echo(f"{s.name}\t{human_size(s.download_size())}\t{s.title}\tlicence: {s.licence}")
+        return
+    if not name:
+        raise UsageError(f"name a data set: {', '.join(DATASETS)} (see --list)")
+    folder = install_dataset(name, dest, force=force, reporter=ConsoleReporter(quiet=quiet),
+                             progress=lambda label: _Progress(label, not quiet))
     typer.echo(str(folder))
 
 

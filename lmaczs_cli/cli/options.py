@@ -234,3 +234,16 @@ Url = Annotated[str | None, typer.Option("--url", help="Download from this URL i
 Sha256 = Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 of the file (hex).")]
 Force = Annotated[bool, typer.Option("--force", help="Download again even if the files are present.")]
 ListCheckpoints = Annotated[bool, typer.Option("--list", help="List the known checkpoints and exit.")]
+
+
+def _dataset_names(incomplete: str = "") -> list[str]:
+    from lmaczs_cli.data_download.catalogue import DATASETS
+
+    return [n for n in DATASETS if n.startswith(incomplete)]
+
+
+DatasetName = Annotated[str | None, typer.Argument(
+    metavar="NAME", help="Data set: esc50, us8k or clotho (see --list).", autocompletion=_dataset_names)]
+Dest = Annotated[Path | None, typer.Option(
+    "--dest", help="Folder to fill (default: $XDG_CACHE_HOME/lmaczs/data/NAME); use it as --data-root.")]
+ListDatasets = Annotated[bool, typer.Option("--list", help="List the known data sets and exit.")]
