@@ -26,24 +26,28 @@ def render_map(
     sample_rate: int,
     hop_length: int,
     title: str,
+    duration_s: float | None = None,
 ) -> Path:
     """Write the three-panel explanation PNG (atomically) and return its path.
 
-    ``magnitude`` and ``mask`` are [F, T] on the same linear-frequency grid.
+    ``magnitude`` and ``mask`` are [F, T] on the same linear-frequency grid;
+    ``duration_s``: the time axis length when T columns are not frames (time-decimated maps).
     """
-    fig = map_figure(magnitude, mask, sample_rate, hop_length, title)
+    fig = map_figure(magnitude, mask, sample_rate, hop_length, title, duration_s)
     with warnings.catch_warnings(), atomic_path(path, suffix=".part.png") as tmp:
         warnings.filterwarnings("ignore", message="Glyph .* missing")
         fig.savefig(tmp, dpi=_DPI, format="png")
     return Path(path)
 
 
-def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_length: int, title: str):
+def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_length: int, title: str,
+               duration_s: float | None = None):
     """The three-panel explanation map as a matplotlib ``Figure`` (1500 x 450 px; no pyplot state)."""
     from matplotlib.figure import Figure
 
     f, t = magnitude.shape
-    extent = (0.0, t * hop_length / sample_rate, 0.0, sample_rate / 2000.0)
+    seconds = t * hop_length / sample_rate if duration_s is None else duration_s
+    extent = (0.0, seconds, 0.0, sample_rate / 2000.0)
     spec_db = _db(magnitude)
     masked_db = _db(magnitude * mask)
     vmin, vmax = spec_db.min(), spec_db.max()
