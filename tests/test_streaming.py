@@ -203,6 +203,19 @@ def _compare(a: list[dict], b: list[dict]) -> dict[str, float]:
     return diff
 
 
+def test_clips_of_at_least_stream_min_windows_are_streamed(tmp_path: Path) -> None:
+    from lmaczs_cli.windows import split_clip
+
+    m = tests.fake_model.FakeModel()  # 1 s windows, half-overlapping
+    long = []
+    for seconds in (0.5, 5.6, 6.0, 30.0):
+        p = _clip(tmp_path / f"{seconds}.wav", 22050, seconds)
+        assert engine.clip_windows(p, m) == len(split_clip(load_audio(p, 8000).wave, m))
+        long.append(engine.is_long(p, m))
+    assert engine.STREAM_MIN_WINDOWS == 12 and long == [False, False, True, True]  # 11 and 12 windows
+    assert engine.clip_windows(tmp_path / "missing.wav", m) is None
+
+
 def test_streamed_job_equals_in_memory_job(tmp_path: Path, monkeypatch) -> None:
     clips = [_clip(tmp_path / "a.wav", 22050, 9.37, stereo=True),
              _clip(tmp_path / "b.wav", 8000, 6.001, seed=1),
