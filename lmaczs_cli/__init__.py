@@ -24,6 +24,7 @@ _PUBLIC = {
     "load_explainer": "lmaczs_cli.api",
     "explain": "lmaczs_cli.api",
     "explain_many": "lmaczs_cli.api",
+    "explain_to_folder": "lmaczs_cli.api",
     "Explanation": "lmaczs_cli.api",
     "ClipExplanations": "lmaczs_cli.api",
     "list_models": "lmaczs_cli.models.registry",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from lmaczs_cli.explaining import ClipResult, ExplainEngine, resynthesise
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.models.registry import load_model as _load_model
 from lmaczs_cli.runtime import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from lmaczs_cli.streaming import StreamedExplanation
 
 #: a clip: a file path, or (samples, sample_rate)
 Audio = str | Path | tuple[Any, int]
@@ -114,17 +117,16 @@ class Explanation:
 
     def title(self) -> str:
         """The map's title: prompt, method, rank, model, s and s~."""
-        ms = "" if self.masked_similarity is None else f", masked s~ = {self.masked_similarity:.3f}"
-        return (f'"{self.prompt[:80]}" — {self.method}, prompt rank {self.rank}, model {self.model_name}: '
-                f"s = {self.similarity:.3f}{ms}")
+        from lmaczs_cli.render import map_title
+
+        return map_title(self.prompt, self.method, self.rank, self.model_name, self.similarity,
+                         self.masked_similarity)
 
     def banner(self) -> str | None:
         """The warning drawn across the map, if any (random weights, audio the model does not know)."""
-        if self._model.random_weights:
-            return "RANDOM WEIGHTS: this map explains an untrained model"
-        if self.in_domain is False:
-            return f"OUT OF DOMAIN: this clip is unlike the audio {self.model_name} was trained on"
-        return None
+        from lmaczs_cli.render import map_banner
+
+        return map_banner(self._model, self.in_domain)
 
     def plot(self):
         """The explanation map (spectrogram, mask, masked spectrogram) as a matplotlib Figure."""
@@ -187,6 +189,8 @@ def explain(
 
     Returns the explanations in prompt order. A clip that cannot be used raises
     :class:`lmaczs_cli.errors.AudioError` (a file) or ``ValueError`` (an array).
+    The whole clip, its spectrogram and every window stay in memory: explain
+    recordings of many minutes with :func:`explain_to_folder` (memory bounded).
     """
     from lmaczs_cli.errors import AudioError
 
@@ -197,6 +201,37 @@ def explain(
         raise AudioError(res.clip, res.error.removeprefix(f"{res.clip}: "))
     texts = [p.text for p in plist]
     return sorted(res.explanations, key=lambda e: texts.index(e.prompt))
+
+
+def explain_to_folder(
+    explainer: Explainer,
+    path: str | Path,
+    prompts: Sequence[str | Prompt],
+    folder: str | Path,
+    *,
+    top_k: int | None = None,
+    batch_size: int = 8,
+    score: bool = True,
+    precision: str = "fp32",
+    residual: bool = False,
+    save_mask: bool = False,
+) -> list[StreamedExplanation]:
+    """Explain an audio file of any length straight to files, with memory bounded by a few windows.
+
+    Writes what :meth:`Explanation.save` writes into ``folder/<prompt slug>/`` and returns
+    one record per explained prompt, best first (``rank``, ``similarity``,
+    ``masked_similarity``, ``mask_mean``, ``paths``). For long recordings: the file is
+    decoded and explained window by window (as ``lmaczs explain`` does for long clips).
+    """
+    from lmaczs_cli.outputs import safe_name
+    from lmaczs_cli.streaming import explain_clip_streaming, streamable
+
+    model = _model_of(explainer)
+    if not streamable(model):
+        raise ValueError(f"model {model.name!r} has its own spectrogram: use explain() and Explanation.save")
+    return explain_clip_streaming(
+        explainer, path, _prompts(prompts), lambda p: Path(folder) / safe_name(p.text, 60), top_k=top_k,
+        batch_size=batch_size, score=score, precision=precision, residual=residual, save_mask=save_mask)
 
 
 def explain_many(

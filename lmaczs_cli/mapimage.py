@@ -85,15 +85,17 @@ def _fmt(v: float) -> str:
 
 
 def render_map_png(path: Path | str, magnitude: np.ndarray, mask: np.ndarray, sample_rate: int,
-                   hop_length: int, title: str, banner: str | None = None) -> Path:
-    """Write the three-panel map (atomically) and return its path; ``magnitude``, ``mask``: [F, T]."""
+                   hop_length: int, title: str, banner: str | None = None,
+                   duration_s: float | None = None) -> Path:
+    """Write the three-panel map (atomically) and return its path; ``magnitude``, ``mask``: [F, T]
+    (``duration_s``: the time axis length when the columns are not STFT frames)."""
     from PIL import Image, ImageDraw
 
     w, h = MAP_SIZE
     top = _TOP + (26 if banner else 0)
     pw = (w - _LEFT - 2 * _GAP - _GAP + 12) // 3
     ph = h - top - _BOTTOM
-    duration = magnitude.shape[1] * hop_length / sample_rate
+    duration = magnitude.shape[1] * hop_length / sample_rate if duration_s is None else duration_s
     spec = _columns(_db(magnitude), pw)
     masked = _columns(_db(magnitude * mask), pw)
     m = _columns(mask, pw)

@@ -18,6 +18,22 @@ def _db(mag: np.ndarray) -> np.ndarray:
     return np.maximum(p, p.max() - 80.0)
 
 
+def map_title(prompt: str, method: str, rank: int, model_name: str, similarity: float,
+              masked: float | None) -> str:
+    """A map's title: prompt, method, prompt rank, model, s and s~."""
+    ms = "" if masked is None else f", masked s~ = {masked:.3f}"
+    return f'"{prompt[:80]}" — {method}, prompt rank {rank}, model {model_name}: s = {similarity:.3f}{ms}'
+
+
+def map_banner(model, in_domain: bool | None) -> str | None:
+    """The warning drawn across a map: random weights, or a clip unlike the model's audio."""
+    if getattr(model, "random_weights", False):
+        return "RANDOM WEIGHTS: this map explains an untrained model"
+    if in_domain is False:
+        return f"OUT OF DOMAIN: this clip is unlike the audio {model.name} was trained on"
+    return None
+
+
 def render_map(
     path: Path | str,
     magnitude: np.ndarray,
@@ -26,25 +42,28 @@ def render_map(
     hop_length: int,
     title: str,
     banner: str | None = None,
+    duration_s: float | None = None,
 ) -> Path:
     """Write the three-panel explanation PNG (atomically) and return its path.
 
     ``magnitude`` and ``mask`` are [F, T] on the same linear-frequency grid; ``banner``:
-    a warning drawn across the top (e.g. random weights). Drawn without matplotlib's
-    figure machinery (:mod:`lmaczs_cli.mapimage`): a few milliseconds per map.
+    a warning drawn across the top (e.g. random weights); ``duration_s``: the time axis
+    length when the T columns are not frames (time-decimated maps of long clips). Drawn
+    without matplotlib's figure machinery (:mod:`lmaczs_cli.mapimage`): milliseconds per map.
     """
     from lmaczs_cli.mapimage import render_map_png
 
-    return render_map_png(path, magnitude, mask, sample_rate, hop_length, title, banner)
+    return render_map_png(path, magnitude, mask, sample_rate, hop_length, title, banner, duration_s)
 
 
 def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_length: int, title: str,
-               banner: str | None = None):
+               banner: str | None = None, duration_s: float | None = None):
     """The three-panel explanation map as a matplotlib ``Figure`` (1500 x 450 px; no pyplot state)."""
     from matplotlib.figure import Figure
 
     f, t = magnitude.shape
-    extent = (0.0, t * hop_length / sample_rate, 0.0, sample_rate / 2000.0)
+    seconds = t * hop_length / sample_rate if duration_s is None else duration_s
+    extent = (0.0, seconds, 0.0, sample_rate / 2000.0)
     spec_db = _db(magnitude)
     masked_db = _db(magnitude * mask)
     vmin, vmax = spec_db.min(), spec_db.max()

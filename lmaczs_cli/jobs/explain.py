@@ -157,22 +157,35 @@ def _explain_with(explainer, paths: list[Path], prompts: list[Prompt], cfg: Expl
                   table: _Table, rep: Reporter) -> dict[str, str]:
     """Run one method over the inputs not yet done; returns the inputs that failed, with why."""
     from lmaczs_cli.api import explain_many
+    from lmaczs_cli.streaming import is_long
 
     run, method = cfg.run, explainer.name
     todo = table.todo(paths, method)
     if len(todo) < len(paths):
         rep.info(f"lmaczs: resuming: {len(paths) - len(todo)} clips already done ({method})")
+    long = [p for p in todo if is_long(p, explainer.model)]  # streamed: memory bounded, not by length
+    streamed = set(long)
+    short = [p for p in todo if p not in streamed]
     failed: dict[str, str] = {}
+
+    def take(clip: str, error: str | None, rows: list[dict]) -> None:
+        if error is not None:
+            failed[clip] = table.fail(clip, method, error, rep)
+            if cfg.fail_fast:
+                table.flush()
+                raise UsageError(f"stopping at the first bad input (--fail-fast): {error}")
+        else:
+            table.add(rows, rep)
+
     with rep.progress(len(todo), method) as advance:
-        for res in explain_many(explainer, todo, prompts, top_k=cfg.top_k, batch_size=run.batch_size,
-                                num_workers=run.num_workers, score=cfg.score, precision=run.precision):
-            if res.error is not None:
-                failed[res.clip] = table.fail(res.clip, method, res.error, rep)
-                if cfg.fail_fast:
-                    table.flush()
-                    raise UsageError(f"stopping at the first bad input (--fail-fast): {res.error}")
-            else:
-                table.add([_save(e, cfg, table.record) for e in res.explanations], rep)
+        for res in explain_many(explainer, short, prompts, top_k=cfg.top_k,
+                                batch_size=run.batch_size, num_workers=run.num_workers, score=cfg.score,
+                                precision=run.precision):
+            take(res.clip, res.error, [] if res.error else [_save(e, cfg, table.record)
+                                                            for e in res.explanations])
+            advance(1)
+        for path in long:
+            take(str(path), *_save_streaming(explainer, path, prompts, cfg, table.record))
             advance(1)
     return failed
 
@@ -189,6 +202,34 @@ def _save(e, cfg: ExplainConfig, record: RunRecord) -> dict:
         for name in names:
             (folder / name).unlink(missing_ok=True)
         raise write_failure(getattr(err, "filename", None) or folder, err) from None
+    return _row(e, paths, record)
+
+
+def _save_streaming(explainer, path: Path, prompts: list[Prompt], cfg: ExplainConfig,
+                    record: RunRecord) -> tuple[str | None, list[dict]]:
+    """Explain one long clip straight to its files (memory bounded by a few windows): (error, rows).
+
+    A clip that cannot be decoded is its error (no file left); a write failure stops the run.
+    """
+    from lmaczs_cli.errors import AudioError
+    from lmaczs_cli.outdir import write_failure
+    from lmaczs_cli.streaming import explain_clip_streaming
+
+    run = cfg.run
+    try:
+        saved = explain_clip_streaming(
+            explainer, path, prompts, lambda p: pair_dir(cfg.out, str(path), p.text, explainer.name),
+            top_k=cfg.top_k, batch_size=run.batch_size, score=cfg.score, precision=run.precision,
+            residual=cfg.residual, save_mask=cfg.save_mask)
+    except AudioError as err:
+        return " ".join(str(err).split()), []
+    except OSError as err:
+        raise write_failure(err.filename or cfg.out, err) from None
+    return None, [_row(e, e.paths, record) for e in saved]
+
+
+def _row(e, paths: dict[str, Path], record: RunRecord) -> dict:
+    """The results.csv row of one written explanation (an ``Explanation`` or a ``StreamedExplanation``)."""
     return {
         "clip": e.clip, "prompt": e.prompt, "label": e.label, "method": e.method, "rank": e.rank,
         "similarity": e.similarity, "masked_similarity": e.masked_similarity, "mask_mean": e.mask_mean,
