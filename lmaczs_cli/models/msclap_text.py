@@ -28,9 +28,8 @@ from typing import Any
 
 import torch
 
-from lmaczs_cli.download import tokenizer_cache_dir
+from lmaczs_cli.download import hf_hub_dirs, tokenizer_cache_dir
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.models.laion import _hf_hub_dirs
 
 #: SHA-256 of bert-base-uncased's vocab.txt (30522 lines)
 BERT_VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
@@ -122,7 +121,7 @@ def resolve_gpt2_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -> Pat
     env = os.environ.get("LMACZS_TOKENIZER_DIR")
     candidates = [Path(env).expanduser()] if env else []
     candidates.append(tokenizer_cache_dir("gpt2"))
-    hubs = _hf_hub_dirs()
+    hubs = hf_hub_dirs()
     for hub in hubs:
         candidates += _hub_snapshots(hub)
     for d in candidates:
