@@ -121,8 +121,10 @@ class RunRecord:
 def trust_warnings(model: Any) -> list[str]:
     """Warnings about the model itself (random weights)."""
     if getattr(model, "random_weights", False):
-        return [f"{model.name} has RANDOM WEIGHTS (--clap-ckpt random): similarities and explanations "
-                "are meaningless; pass --clap-ckpt FILE for a trained model"]
+        stub = (" and a stand-in text tokenizer (no tokenizer files were found)"
+                if getattr(model, "stub_tokenizer", False) else "")
+        return [f"{model.name} has RANDOM WEIGHTS (--clap-ckpt random){stub}: similarities and "
+                "explanations are meaningless; pass --clap-ckpt FILE for a trained model"]
     return []
 
 

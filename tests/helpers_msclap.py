@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tests.helpers_laion import WORDS, bytes_to_unicode
+from lmaczs_cli.models.stub_tokenizer import WORDS, bytes_to_unicode
 
 GPT2_END = "<|endoftext|>"
 

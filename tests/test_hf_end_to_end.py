@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from lmaczs_cli.data.labels import load_labels
 from typer.testing import CliRunner
 
 from lmaczs_cli.cli.app import app
+from lmaczs_cli.data.prompts import load_labels
 from tests.fixtures_data import make_esc50
 from tests.helpers_hf import save_random_clap
 from tests.helpers_laion import make_signals

@@ -75,12 +75,11 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
                     rows.append({"clip": batch["path"][i], "status": "error", "error": e})
             rows += _top_k(model, batch, text, prompts, k, run.precision)
             advance(len(batch["error"]))
-    for row in rows:
-        rep.result({c: row.get(c) for c in COLUMNS if row.get(c) is not None})
     touched = {r["clip"] for r in rows}
     record = RunRecord("classify", model, {}, None, run)
     for r in rows:
         r.update(run_id=record.run_id, model=model.name)
+        rep.result({c: r.get(c) for c in COLUMNS if r.get(c) is not None})
     with OutDir(cfg.out) as out:  # rows of clips classified before and not now are kept
         out.update_table("classify.csv", rows, COLUMNS, lambda r: (r["clip"], str(r.get("rank") or "")),
                          lambda r: r["clip"] in touched)

@@ -54,6 +54,8 @@ class ZeroShotModel(nn.Module, ABC):
     n_mels: int
     #: the weights file (or folder) the model was loaded from; None: seeded random weights
     checkpoint_path: str | None = None
+    #: random weights with a stand-in text tokenizer (no tokenizer files were found)
+    stub_tokenizer: bool = False
 
     @property
     def random_weights(self) -> bool:

@@ -218,7 +218,9 @@ def build_named(
     else:
         tokenizer = stub_roberta_tokenizer()
     _warn_random(named.name, seed, not tokenizer_dir, f"--clap hf:{named.repo}")
-    return _finish(HfClap(clap, extractor, tokenizer, named.name, "random"), device)
+    model = HfClap(clap, extractor, tokenizer, named.name, "random")
+    model.stub_tokenizer = not tokenizer_dir
+    return _finish(model, device)
 
 
 def build_hf_htsat_tiny(ckpt: str | None = None, tokenizer_dir: PathLike | None = None,

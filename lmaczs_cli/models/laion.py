@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmaczs_cli.download import hf_hub_dirs, tokenizer_cache_dir
 from lmaczs_cli.errors import AudioError, RandomWeightsWarning, UsageError
 from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
 from lmaczs_cli.models.laion_checkpoint import (
@@ -48,72 +47,15 @@ from lmaczs_cli.models.laion_checkpoint import (
     read_checkpoint,
     resolve_checkpoint,
 )
+from lmaczs_cli.models.laion_tokenizer import (  # noqa: F401  (re-exported for callers of this module)
+    TOKENIZER_FILES,
+    load_tokenizer,
+    resolve_tokenizer_dir,
+)
 from lmaczs_cli.models.laion_upstream import load_upstream
 from lmaczs_cli.signal import STFTConfig
 
-TOKENIZER_FILES = ("vocab.json", "merges.txt")
 MAX_TEXT_TOKENS = 77
-
-
-# -- text tokenizer -------------------------------------------------------------------
-
-
-def _hf_snapshots(hub: Path) -> list[Path]:
-    """roberta-base snapshot folders in one hub cache, ``refs/main`` first (read only)."""
-    out: list[Path] = []
-    for repo in ("models--FacebookAI--roberta-base", "models--roberta-base"):
-        root = hub / repo
-        ref = root / "refs" / "main"
-        if ref.is_file():
-            out.append(root / "snapshots" / ref.read_text().strip())
-        snaps = root / "snapshots"
-        if snaps.is_dir():
-            out.extend(sorted(p for p in snaps.iterdir() if p.is_dir()))
-    return list(dict.fromkeys(out))
-
-
-def resolve_tokenizer_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Folder with roberta-base's ``vocab.json`` and ``merges.txt`` (never downloads).
-
-    ``tokenizer_dir`` (``--tokenizer-dir``) > ``$LMACZS_TOKENIZER_DIR`` > the lmaczs
-    cache (``lmaczs download tokenizer``) > the Hugging Face hub cache.
-    """
-    explicit = tokenizer_dir or os.environ.get("LMACZS_TOKENIZER_DIR") or None
-    hint = "run `lmaczs download tokenizer` or pass --tokenizer-dir DIR holding roberta-base's"
-    if explicit:
-        d = Path(explicit).expanduser()
-        missing = [f for f in TOKENIZER_FILES if not (d / f).is_file()]
-        if missing:
-            raise UsageError(
-                f"tokenizer folder {d} lacks {' and '.join(missing)} "
-                f"(--tokenizer-dir/LMACZS_TOKENIZER_DIR); {hint} vocab.json and merges.txt"
-            )
-        return d
-    candidates = [tokenizer_cache_dir()]
-    hubs = hf_hub_dirs()
-    for hub in hubs:
-        candidates += _hf_snapshots(hub)
-    for d in candidates:
-        if all((d / f).is_file() for f in TOKENIZER_FILES):
-            return d
-    looked = [str(tokenizer_cache_dir())] + [
-        f"{h}/models--{repo}/snapshots/*" for h in hubs
-        for repo in ("FacebookAI--roberta-base", "roberta-base")
-    ]
-    raise UsageError(
-        f"roberta-base tokenizer files vocab.json and merges.txt not found; looked in "
-        f"{', '.join(looked)}; {hint} vocab.json and merges.txt"
-    )
-
-
-def load_tokenizer(folder: Path):
-    """``RobertaTokenizer`` from local files only."""
-    from transformers import RobertaTokenizer
-
-    try:
-        return RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as e:  # malformed files: say which folder
-        raise UsageError(f"cannot read the tokenizer in {folder}: {e}") from None
 
 
 # -- HTSAT token grid <-> time x frequency ----------------------------------------------
@@ -271,6 +213,10 @@ class LaionClap(ZeroShotModel):
     @property
     def tokenizer(self):
         """The roberta-base tokenizer, located and loaded on first use."""
+        if self._tokenizer is None and self.stub_tokenizer:
+            from lmaczs_cli.models.stub_tokenizer import stub_roberta_tokenizer
+
+            self._tokenizer = stub_roberta_tokenizer()
         if self._tokenizer is None:
             self._tokenizer = load_tokenizer(resolve_tokenizer_dir(self._tokenizer_dir))
         return self._tokenizer
@@ -391,14 +337,20 @@ def build_laion(
 ) -> LaionClap:
     """Resolve the checkpoint (before any heavy work), build, load, move to ``device``."""
     path = resolve_checkpoint(ckpt, amodel)
+    stub = False
     if tokenizer_dir is not None:
         resolve_tokenizer_dir(tokenizer_dir)  # fail early on an explicit bad folder
+    elif path is None:  # random weights: any tokenizer will do, so a missing one is no error
+        try:
+            resolve_tokenizer_dir(None)
+        except UsageError:
+            stub = True
     sd = read_laion_checkpoint(path, amodel) if path is not None else None
     clap, cfg = build_clap(amodel, seed)
     if path is None or sd is None:
         warnings.warn(
-            f"{name}: using RANDOM weights (seed {seed}) - embeddings and explanations are "
-            "meaningless; pass --clap-ckpt FILE for a trained model",
+            f"{name}: using RANDOM weights (seed {seed}){' and a stub text tokenizer' if stub else ''}"
+            " - embeddings and explanations are meaningless; pass --clap-ckpt FILE for a trained model",
             RandomWeightsWarning,
             stacklevel=3,
         )
@@ -407,6 +359,7 @@ def build_laion(
         _load_weights(clap, sd, str(path), amodel)
     model = LaionClap(clap, cfg, name, path.name if path else "random", tokenizer_dir)
     model.checkpoint_path = str(path) if path is not None else None
+    model.stub_tokenizer = stub
     return model.to(_device(device)).eval()
 
 

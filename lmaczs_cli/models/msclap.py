@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmaczs_cli.errors import AudioError, RandomWeightsWarning
+from lmaczs_cli.errors import AudioError, RandomWeightsWarning, UsageError
 from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
 from lmaczs_cli.models.laion import htsat_blocks, htsat_forward_features, tokens_to_grid
 from lmaczs_cli.models.msclap_checkpoint import (
@@ -231,6 +231,10 @@ class MsClap2023(MsClap):
         return htsat_forward_features(ab, ab.reshape_wav2img(x))
 
     def _load_tokenizer(self):
+        if self.stub_tokenizer:
+            from lmaczs_cli.models.stub_tokenizer import stub_gpt2_tokenizer
+
+            return stub_gpt2_tokenizer()
         return load_gpt2_tokenizer(resolve_gpt2_dir(self._tokenizer_dir))
 
     def randomisable_blocks(
@@ -332,12 +336,19 @@ def build_msclap(
     """Resolve the checkpoint (before any heavy work), build, load strictly, move to ``device``."""
     name = MODEL_NAMES[version]
     path = resolve_checkpoint(ckpt, version)
+    stub = False
     if tokenizer_dir is not None and version == "2023":
         resolve_gpt2_dir(tokenizer_dir)  # fail early on an explicit bad folder
+    elif version == "2023" and path is None:  # random weights: a missing GPT-2 tokenizer is no error
+        try:
+            resolve_gpt2_dir(None)
+        except UsageError:
+            stub = True
     sd = read_msclap_checkpoint(path, version) if path is not None else None
     clap, cfg = build_clap(version, seed)
     model = _CLASSES[version](clap, cfg, path.name if path else "random", tokenizer_dir)
     model.checkpoint_path = str(path) if path is not None else None
+    model.stub_tokenizer = stub
     if sd is None:
         warnings.warn(
             f"{name}: using RANDOM weights (seed {seed}) - embeddings and explanations are "

@@ -63,3 +63,29 @@ def stub_roberta_tokenizer(model_max_length: int = 512) -> Any:
 
     vocab, merges = stub_vocab_and_merges()
     return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+
+
+GPT2_END = "<|endoftext|>"
+
+
+def stub_gpt2_tokenizer() -> Any:
+    """A stub laid out like GPT-2's (the 256 byte symbols first, ``<|endoftext|>`` last) as a
+    ``GPT2Tokenizer`` with ``"!"`` as pad token, as MS-CLAP 2023 sets it."""
+    import tempfile
+
+    from transformers import GPT2Tokenizer
+
+    vocab: dict[str, int] = {}
+    for ch in bytes_to_unicode().values():
+        vocab.setdefault(ch, len(vocab))
+    _, merges = stub_vocab_and_merges()
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    vocab[GPT2_END] = len(vocab)
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+        lines = "\n".join(f"{a} {b}" for a, b in merges)
+        (Path(d) / "merges.txt").write_text("#version: 0.2\n" + lines + "\n")
+        tok = GPT2Tokenizer(str(Path(d) / "vocab.json"), str(Path(d) / "merges.txt"))
+    tok.add_special_tokens({"pad_token": "!"})
+    return tok
