@@ -11,13 +11,8 @@ import soundfile as sf
 import torch
 
 from lmaczs_cli.errors import AudioError
+from lmaczs_cli.inputs import AUDIO_EXTENSIONS, find_audio_files  # noqa: F401  (re-exported)
 from lmaczs_cli.outputs import atomic_path
-
-#: extensions picked up when a folder is given as input
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3", ".au",
-     ".snd", ".caf", ".w64", ".rf64"}
-)
 
 _MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b".snd", b"caff")
 
@@ -178,10 +173,3 @@ def within_full_scale(wave: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     limit = 32767.0 / 32768.0
     return wave if peak <= limit else (wave * (limit / peak)).astype(wave.dtype)
-
-
-def find_audio_files(root: Path) -> list[Path]:
-    """Audio files below ``root`` (recursive, by extension), sorted for reproducibility."""
-    return sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-    )

@@ -7,8 +7,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmaczs_cli.audio import find_audio_files
 from lmaczs_cli.errors import UsageError
+
+#: extensions picked up when a folder is given as input
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3", ".au",
+     ".snd", ".caf", ".w64", ".rf64"}
+)
+
+
+def find_audio_files(root: Path) -> list[Path]:
+    """Audio files below ``root`` (recursive, by extension), sorted for reproducibility."""
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def test_bundled_small_decoder_loads(domain: str) -> None:
 
     small = pytest.importorskip("lmaczs_cli.models.small")
     model = small.load_small().eval()
-    if not default_decoder_path(model, domain).is_file():
+    if not default_decoder_path(model.name, domain).is_file():
         pytest.skip(f"no bundled {domain} decoder for the small model")
     ex = create_explainer("lmaczs", model, mask_domain=domain)
     assert ex.domain == domain

@@ -9,10 +9,9 @@ from torch import nn
 
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.bundled import bundled_decoder_name, default_decoder_path  # noqa: F401
 from lmaczs_cli.explainers.decoder import DOMAINS, MaskDecoder
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 class LMACZS(Explainer):
@@ -77,16 +76,6 @@ class LMACZS(Explainer):
         return self.net(hidden, text_rows, sim, clip_index, magnitude.detach())
 
 
-def bundled_decoder_name(domain: str | None = None) -> str:
-    """File name of a bundled decoder: ``decoder.pt`` (stft, the default) or ``decoder_mel.pt``."""
-    return "decoder.pt" if domain in (None, "stft") else f"decoder_{domain}.pt"
-
-
-def default_decoder_path(model: ZeroShotModel, domain: str | None = None) -> Path:
-    """Where the decoder bundled for ``model`` (and mask ``domain``) lives (it may not exist)."""
-    return ASSETS / model.name / bundled_decoder_name(domain)
-
-
 def build_lmaczs(
     model: ZeroShotModel, decoder: str | Path | None = None, mask_domain: str | None = None
 ) -> LMACZS:
@@ -98,7 +87,7 @@ def build_lmaczs(
 
     if mask_domain is not None and mask_domain not in DOMAINS:
         raise UsageError(f"--mask-domain {mask_domain!r}: expected one of {', '.join(DOMAINS)}")
-    path = Path(decoder) if decoder is not None else default_decoder_path(model, mask_domain)
+    path = Path(decoder) if decoder is not None else default_decoder_path(model.name, mask_domain)
     if decoder is None and not path.is_file():
         what = f"{mask_domain}-domain decoder" if mask_domain else "decoder"
         raise UsageError(

@@ -48,6 +48,7 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     from lmaczs_cli.inputs import collect_inputs
     from lmaczs_cli.models.registry import load_model
     from lmaczs_cli.outdir import OutDir, check_out_dir
+    from lmaczs_cli.preflight import check_ready
     from lmaczs_cli.runtime import seed_everything
 
     rep, run = reporter or Reporter(), cfg.run
@@ -55,6 +56,7 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     inputs = collect_inputs(cfg.inputs, cfg.files_from)
     paths = inputs.paths
     check_out_dir(cfg.out)
+    check_ready("classify", run)
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     for w in trust_warnings(model):

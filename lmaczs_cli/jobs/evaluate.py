@@ -74,6 +74,7 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
     from lmaczs_cli.explainers import create_explainer
     from lmaczs_cli.models.registry import load_model
     from lmaczs_cli.outdir import OutDir, check_out_dir
+    from lmaczs_cli.preflight import check_ready
     from lmaczs_cli.runtime import resolve_device, seed_everything
 
     rep, run = reporter or Reporter(), cfg.run
@@ -84,6 +85,7 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
     if sel.missing:
         rep.info(f"lmaczs: {len(sel.missing)} files listed in the metadata are missing (skipped)")
     check_out_dir(cfg.out)
+    check_ready("evaluate", run, cfg.methods, cfg.method_options)
     dev = resolve_device(run.device)
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))

@@ -90,10 +90,10 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     ``results.csv`` in ``cfg.out`` keeps the rows of earlier runs: this run's rows
     replace those with the same (clip, prompt, method) and add the others.
     """
-    from lmaczs_cli.api import load_explainer, load_model
     from lmaczs_cli.data.prompts import resolve_prompts
     from lmaczs_cli.inputs import collect_inputs
     from lmaczs_cli.outdir import OutDir, check_out_dir
+    from lmaczs_cli.preflight import check_ready
     from lmaczs_cli.runtime import seed_everything
 
     rep = reporter or Reporter()
@@ -103,6 +103,10 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
     inputs = collect_inputs(cfg.inputs, cfg.files_from)
     check_out_dir(cfg.out)
+    check_ready("explain" if cfg.methods == ["lmaczs"] else "run baselines", run, cfg.methods,
+                cfg.method_options)
+    from lmaczs_cli.api import load_explainer, load_model  # torch: only once the run can go ahead
+
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, tokenizer_dir=run.tokenizer_dir, device=run.device,
                        seed=run.seed)

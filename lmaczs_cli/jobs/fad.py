@@ -29,10 +29,12 @@ def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int
     from lmaczs_cli.metrics import frechet_distance
     from lmaczs_cli.models.registry import load_model
     from lmaczs_cli.outdir import OutDir, check_out_dir
+    from lmaczs_cli.preflight import check_ready
 
     rep, run = reporter or Reporter(), cfg.run
     files_a, files_b = resolve_set(cfg.set_a), resolve_set(cfg.set_b)
     check_out_dir(cfg.out)
+    check_ready("compute a Fréchet distance", run)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     ea, err_a = embed_files(model, files_a, run.batch_size, run.num_workers)
     eb, err_b = embed_files(model, files_b, run.batch_size, run.num_workers)

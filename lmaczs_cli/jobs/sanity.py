@@ -137,6 +137,7 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     from lmaczs_cli.explainers import create_explainer
     from lmaczs_cli.models.registry import load_model
     from lmaczs_cli.outdir import OutDir, check_out_dir
+    from lmaczs_cli.preflight import check_ready
 
     rep, run = reporter or Reporter(), cfg.run
     if cfg.mode not in ("cascading", "independent"):
@@ -144,6 +145,7 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     check_template(cfg.prompt_template)
     sel = select_items(cfg.data)
     check_out_dir(cfg.out)
+    check_ready("sanity-check", run, cfg.methods, cfg.method_options)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     text = model.embed_text(label_prompts(sel.labels, cfg.prompt_template)).float()
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}

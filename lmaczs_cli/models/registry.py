@@ -63,6 +63,12 @@ def _factory(name: str) -> Callable[..., Any]:
     raise UsageError(f"unknown model {name!r} (--clap); choose one of: {known}")
 
 
+def check_known(name: str) -> None:
+    """A usage error for a model name nothing is registered under (nothing is imported)."""
+    if name not in _MODELS and not any(name.startswith(p) for p in _PREFIXES):
+        _factory(name)  # raises the one-line error with the known names
+
+
 def create_model(name: str, **kwargs: Any):
     """Build the registered model ``name`` (frozen, eval mode) with factory ``kwargs``."""
     model = _factory(name)(**kwargs)

@@ -126,8 +126,10 @@ class Trainer:
     def _frozen(self, model: ZeroShotModel | None) -> ZeroShotModel:
         if model is None:
             from lmaczs_cli.models.registry import load_model
+            from lmaczs_cli.preflight import check_ready
 
             c = self.cfg
+            check_ready("train", c)
             model = load_model(c.clap, c.clap_ckpt, c.tokenizer_dir, self.info.device, c.seed)
         model.eval()
         for p in model.parameters():

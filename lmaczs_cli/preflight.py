@@ -1,0 +1,121 @@
+"""Before any heavy work: is everything a run needs on this machine? One message for all that is not.
+
+A real CLAP needs its checkpoint, its text tokenizer and, to explain with LMAC-ZS, a decoder
+trained for it (none can be bundled). Each is looked up without building anything (no torch
+for LAION, HF and MS-CLAP 2022), and a run that lacks any of them stops with one line naming
+every missing piece and the command that supplies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lmaczs_cli.errors import UsageError
+
+GUIDE = 'README "Explaining a real CLAP"'
+#: what training a decoder costs, measured (benchmarks/bench_train.py; GPU: benchmarks/bench_gpu.py)
+TRAIN_COST = ("training one takes hours on a GPU and days on a CPU (CPU here: about 30-40 s per step "
+              "at batch 4 for LAION HTSAT-tiny and MS-CLAP 2022)")
+
+
+def _model_missing(clap: str, ckpt: str | None, tokenizer_dir: Path | None) -> list[str]:
+    """What the model itself lacks: checkpoint and tokenizer files."""
+    if clap.startswith("laion-"):
+        return _laion(clap, ckpt, tokenizer_dir)
+    if clap.startswith("ms-clap-"):
+        return _msclap(clap, ckpt, tokenizer_dir)
+    if clap.startswith(("hf:", "hf-")):
+        return _hf(clap, ckpt)
+    return []
+
+
+def _laion(clap: str, ckpt: str | None, tokenizer_dir: Path | None) -> list[str]:
+    from lmaczs_cli.models.laion_checkpoint import DEFAULT_CHECKPOINTS, resolve_checkpoint
+    from lmaczs_cli.models.laion_tokenizer import resolve_tokenizer_dir
+
+    amodel = "HTSAT-tiny" if clap.endswith("tiny") else "HTSAT-base"
+    out = []
+    try:
+        resolve_checkpoint(ckpt, amodel)
+    except UsageError:
+        name = DEFAULT_CHECKPOINTS[amodel] if not ckpt else Path(str(ckpt)).name
+        out.append(f"the {clap} checkpoint {name} (`lmaczs download clap {name}`, or --clap-ckpt FILE)")
+    if str(ckpt) != "random":
+        try:
+            resolve_tokenizer_dir(tokenizer_dir)
+        except UsageError:
+            out.append("roberta-base's tokenizer files (`lmaczs download tokenizer`, or --tokenizer-dir DIR)")
+    return out
+
+
+def _msclap(clap: str, ckpt: str | None, tokenizer_dir: Path | None) -> list[str]:
+    from lmaczs_cli.models.msclap_checkpoint import resolve_checkpoint
+
+    version = clap.removeprefix("ms-clap-")
+    out = []
+    try:
+        resolve_checkpoint(ckpt, version)
+    except UsageError:
+        out.append(f"the {clap} checkpoint (`lmaczs download clap {clap}`, or --clap-ckpt FILE)")
+    if version == "2023" and str(ckpt) != "random":
+        from lmaczs_cli.models.msclap_text import resolve_gpt2_dir
+
+        try:
+            resolve_gpt2_dir(tokenizer_dir)
+        except UsageError:
+            out.append("gpt2's tokenizer files (`lmaczs download tokenizer gpt2`, or --tokenizer-dir DIR)")
+    return out
+
+
+def _hf(clap: str, ckpt: str | None) -> list[str]:
+    from lmaczs_cli.models.hf_source import resolve_hf_source
+
+    repo = {"hf-htsat-tiny": "laion/clap-htsat-unfused", "hf-htsat-base": "laion/larger_clap_general"}
+    if clap in repo and str(ckpt) == "random":
+        return []
+    spec = repo.get(clap, clap.removeprefix("hf:"))
+    try:
+        resolve_hf_source(spec, need="all")
+    except UsageError:
+        if Path(spec).expanduser().exists() or spec.startswith((".", "/", "~")):
+            return [f"a complete Hugging Face CLAP folder at {spec} (config, extractor settings, weights)"]
+        return [f"the Hugging Face model {spec} (`lmaczs download clap hf:{spec}`)"]
+    return []
+
+
+def _decoder_missing(clap: str, methods: Iterable[str],
+                     options: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """An LMAC-ZS decoder for the model, when LMAC-ZS is among the methods."""
+    if "lmaczs" not in methods:
+        return []
+    from lmaczs_cli.explainers.bundled import bundled_decoder
+
+    opts = options.get("lmaczs", {})
+    given = opts.get("decoder")
+    if given is not None:
+        return [] if Path(given).is_file() else [f"the decoder file {given} (--decoder): no such file"]
+    if bundled_decoder(clap, opts.get("mask_domain")) is not None:
+        return []
+    from lmaczs_cli.jobs.train.presets import preset_for_model
+
+    preset = preset_for_model(clap) or "laion"
+    return [f"an LMAC-ZS decoder trained for {clap} (none is bundled: `lmaczs train --clap {clap} "
+            f"--preset {preset} --data clotho --data-root DIR --out runs/dec`, then --decoder "
+            f"runs/dec/best.pt; {TRAIN_COST})"]
+
+
+def check_ready(command: str, run: Any, methods: Iterable[str] = (),
+                method_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Raise one usage error listing everything ``command`` would lack for ``run``; do nothing if ready."""
+    from lmaczs_cli.models.registry import check_known
+
+    check_known(run.clap)
+    missing = _model_missing(run.clap, run.clap_ckpt, run.tokenizer_dir)
+    missing += _decoder_missing(run.clap, methods, method_options or {})
+    if not missing:
+        return
+    items = "; ".join(f"({i}) {m}" for i, m in enumerate(missing, start=1))
+    raise UsageError(f"cannot {command} with --clap {run.clap} yet: missing {items}. Step by step: {GUIDE}; "
+                     "to try lmaczs offline now: --clap small (bundled) or --clap-ckpt random")
