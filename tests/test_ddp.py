@@ -94,9 +94,10 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path) -> None:
     lines = (run / "log.jsonl").read_text().splitlines()
     assert len(lines) == len(set(lines))  # written by rank 0 only
     assert [json.loads(x)["step"] for x in lines if json.loads(x)["event"] == "train"] == list(range(1, 7))
-    assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt", "config.json", "latest.pt", "log.jsonl", "val.csv"
-    ]
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
+        "best.pt", "config.json", "latest.pt", "log.jsonl", "run.json", "runs.jsonl", "val.csv"
+    ]  # written by rank 0 only (run.json/runs.jsonl: the run's record)
+    assert len((run / "runs.jsonl").read_text().splitlines()) == 1
     ckpt = torch.load(run / "latest.pt", weights_only=True)
     assert ckpt["train_state"]["world"] == 2 and len(ckpt["train_state"]["rng"]) == 2
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
