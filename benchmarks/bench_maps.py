@@ -151,7 +151,7 @@ def bench_evaluate(work: Path, n: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=50)
-    ap.add_argument("--eval-clips", type=int, default=12)
+    ap.add_argument("--eval-clips", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--skip-eval", action="store_true")
     a = ap.parse_args()

@@ -138,7 +138,8 @@ def render_summary_bars(path: Path | str, summary: list[dict]) -> Path:
             lo = [v - _cell(by.get((m, cond)), "ci_low") for v, m in zip(vals, methods, strict=True)]
             hi = [_cell(by.get((m, cond)), "ci_high") - v for v, m in zip(vals, methods, strict=True)]
             x = np.arange(len(methods)) + (k - (len(conds) - 1) / 2) * width
-            ax.bar(x, vals, width, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], capsize=2, label=cond)
+            err = [np.clip(np.nan_to_num(e), 0, None) for e in (lo, hi)]  # a CI may not bracket the mean
+            ax.bar(x, vals, width, yerr=err, capsize=2, label=cond)
         ax.set_title(metric, fontsize=10)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=8)

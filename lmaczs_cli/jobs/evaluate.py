@@ -264,6 +264,7 @@ class _Evaluator:
         self.precision, self.plots, self.record = precision, plots, record
         self.label_idx = {lab: i for i, lab in enumerate(labels)}
         self.scatter: list[dict] = []
+        self.seen: dict[str, int] = {}  # clips per method so far (spreads the scatter's extra prompts)
 
     def _ac(self):
         from lmaczs_cli.runtime import autocast
@@ -366,13 +367,15 @@ def _gt_mask(path: str | None, label: str, shape: tuple) -> torch.Tensor | None:
 
 def _scatter_points(ev: _Evaluator, ex, name: str, mag, enc, sims, cond: str, pred_masks) -> list[dict]:
     """Mask mean vs similarity (paper Fig. 5): every clip's predicted prompt (its mask is already
-    there), plus one other prompt per clip — per tenth clip for gradient methods, whose masks cost
-    a backward pass — so the plot adds at most about a tenth to a run."""
+    there), plus one other prompt on every fifth clip (every tenth for gradient methods), so the
+    plot adds under a tenth to a run of a few hundred clips (benchmarks/bench_maps.py)."""
     g = torch.Generator().manual_seed(0)
     top = sims.argmax(-1)
     pts = [{"method": name, "condition": cond, "similarity": float(sims[j, top[j]]),
             "mask_mean": float(pred_masks[j].mean())} for j in range(mag.shape[0])]
-    chosen = [j for j in range(mag.shape[0]) if not ex.needs_grad or (len(ev.scatter) + j) % 10 == 0]
+    every, start = (10 if ex.needs_grad else 5), ev.seen.get(name, 0)
+    ev.seen[name] = start + mag.shape[0]
+    chosen = [j for j in range(mag.shape[0]) if (start + j) % every == 0]
     if not chosen or ev.text.shape[0] < 2:
         return pts
     other = [int((top[j] + 1 + torch.randint(ev.text.shape[0] - 1, (1,), generator=g)) % ev.text.shape[0])
