@@ -641,3 +641,68 @@ def test_train_says_what_it_wrote_and_keeps_folds_apart(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "trained on" not in r.stderr
     r = runner.invoke(app, [*base, "--steps", "2", "--folds", "1-6", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "esc50 has folds 1-5" in r.output
+
+
+# -- all of it at once -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_hostile_folder_gives_every_good_clip_its_rows(tmp_path: Path) -> None:
+    """Every bad input the tests above use, plus good clips, in one folder, in one run."""
+    d = tmp_path / "inputs"
+    d.mkdir()
+    good = [_tone(d / "good a.wav", 16000, 1.0), _tone(d / "ünïcode-名前.wav", 22050, 0.7, 660.0)]
+    sf.write(
+        d / "stereo 44k.wav",
+        np.stack([np.sin(np.arange(44100) / 7.0)] * 2, 1).astype(np.float32) * 0.3,
+        44100,
+        subtype="PCM_16",
+    )
+    good.append(d / "stereo 44k.wav")
+    for n in (1, 100, 256, 257):  # tiny but readable: explained
+        sf.write(d / f"tiny{n}.wav", np.full(n, 0.1, np.float32), 16000)
+        good.append(d / f"tiny{n}.wav")
+    (d / "empty.wav").write_bytes(b"")
+    (d / "text.wav").write_text("not audio\n" * 10)
+    (d / "header.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 10)
+    (d / "folder.wav").mkdir()
+    sf.write(d / "nan.wav", np.full(800, np.nan, np.float32), 16000, subtype="FLOAT")
+    bad = ["empty.wav", "text.wav", "header.wav", "nan.wav"]
+    out = tmp_path / "out"
+    before = {p for p in tmp_path.rglob("*") if out not in p.parents}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmaczs_cli",
+            "explain",
+            str(d),
+            "--clap",
+            "small",
+            "--prompt",
+            "this is a sound of beep",
+            "--residual",
+            "--save-mask",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    rows = _rows(out / "results.csv")
+    ok = {Path(x["clip"]).name for x in rows if x["status"] == "ok"}
+    failed = {Path(x["clip"]).name for x in rows if x["status"] == "error"}
+    assert ok == {p.name for p in good}
+    assert failed == set(bad)
+    assert all(f"{name}:" in r.stderr for name in bad)  # each named, with its reason, on one line
+    assert f"{len(bad)} of {len(good) + len(bad)} inputs failed" in r.stderr
+    after = {p for p in tmp_path.rglob("*") if out not in p.parents and p != out}
+    assert after == before  # nothing written outside --out
+    assert not _parts(out)
+    for x in rows:
+        if x["status"] == "ok":
+            assert sf.info(x["wav"]).frames == sf.info(x["clip"]).frames
