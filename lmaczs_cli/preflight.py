@@ -90,9 +90,10 @@ def _decoder_missing(clap: str, methods: Iterable[str],
     """An LMAC-ZS decoder for the model, when LMAC-ZS is among the methods."""
     if "lmaczs" not in methods:
         return []
-    from lmaczs_cli.explainers.bundled import bundled_decoder
+    from lmaczs_cli.explainers.bundled import bundled_decoder, check_mask_domain
 
     opts = options.get("lmaczs", {})
+    check_mask_domain(opts.get("mask_domain"))
     given = opts.get("decoder")
     if given is not None:
         return [] if Path(given).is_file() else [f"the decoder file {given} (--decoder): no such file"]
@@ -101,8 +102,11 @@ def _decoder_missing(clap: str, methods: Iterable[str],
     from lmaczs_cli.jobs.train.presets import preset_for_model
 
     preset = preset_for_model(clap) or "laion"
-    return [f"an LMAC-ZS decoder trained for {clap} (none is bundled: `lmaczs train --clap {clap} "
-            f"--preset {preset} --data clotho --data-root DIR --out runs/dec`, then --decoder "
+    domain = opts.get("mask_domain")
+    bundled = f"no {domain}-domain decoder is bundled for --clap {clap}" if domain else "none is bundled"
+    flag = f" --mask-domain {domain}" if domain else ""
+    return [f"an LMAC-ZS decoder trained for {clap} ({bundled}: `lmaczs train --clap {clap} "
+            f"--preset {preset}{flag} --data clotho --data-root DIR --out runs/dec`, then --decoder "
             f"runs/dec/best.pt; {TRAIN_COST})"]
 
 

@@ -5,6 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
+#: the domains a decoder's mask can live in: linear STFT bins or mel bands
+DOMAINS = ("stft", "mel")
+
+
+def check_mask_domain(domain: str | None) -> None:
+    """Refuse a ``--mask-domain`` that is not one of :data:`DOMAINS` (``None``: the decoder's own)."""
+    if domain is not None and domain not in DOMAINS:
+        from lmaczs_cli.errors import UsageError
+
+        raise UsageError(f"--mask-domain {domain!r}: expected one of {', '.join(DOMAINS)}")
 
 
 def bundled_decoder_name(domain: str | None = None) -> str:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DOMAINS = ("stft", "mel")
+from lmaczs_cli.explainers.bundled import DOMAINS
 
 
 @dataclass

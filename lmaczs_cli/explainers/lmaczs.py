@@ -9,8 +9,12 @@ from torch import nn
 
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.base import Explainer
-from lmaczs_cli.explainers.bundled import bundled_decoder_name, default_decoder_path  # noqa: F401
-from lmaczs_cli.explainers.decoder import DOMAINS, MaskDecoder
+from lmaczs_cli.explainers.bundled import (  # noqa: F401
+    bundled_decoder_name,
+    check_mask_domain,
+    default_decoder_path,
+)
+from lmaczs_cli.explainers.decoder import MaskDecoder
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
 
 
@@ -85,8 +89,7 @@ def build_lmaczs(
     """
     from lmaczs_cli.checkpoints import load_decoder
 
-    if mask_domain is not None and mask_domain not in DOMAINS:
-        raise UsageError(f"--mask-domain {mask_domain!r}: expected one of {', '.join(DOMAINS)}")
+    check_mask_domain(mask_domain)
     path = Path(decoder) if decoder is not None else default_decoder_path(model.name, mask_domain)
     if decoder is None and not path.is_file():
         what = f"{mask_domain}-domain decoder" if mask_domain else "decoder"
