@@ -38,7 +38,7 @@ import torch
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.explainers.decoder import DOMAINS
-from lmaczs_cli.metrics import auc, energy_pointing_game
+from lmaczs_cli.metrics import auc, energy_pointing_game, mask_precision_recall
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.objective import pearson_from_sums, pearson_sums
 
@@ -61,6 +61,73 @@ def _check_grid(model: ZeroShotModel) -> None:
         )
 
 
+class EventTally:
+    """Per-event ground-truth scores of one explainer, summed over the present events.
+
+    An event is *loudest* when the clip's own loudest bin lies in its ground-truth mask
+    (an all-ones mask points at it); pointing is split by that and by the scene's size.
+    Precision and recall are energy-weighted with the soft mask (``|X|`` per bin, as
+    ``evaluate`` does): the share of ``M |X|`` inside the event, and of the event's ``|X|`` kept.
+    """
+
+    def __init__(self, tolerances: tuple[float, ...] = JOINT_TOLERANCES) -> None:
+        self.tries: dict[str, int] = {"single": 0, "multi": 0, "loudest": 0, "not_loudest": 0}
+        self.hits: dict[str, int] = dict.fromkeys(self.tries, 0)
+        self.within = dict.fromkeys(tolerances, 0)  # hits whose own |s - s~| is within the tolerance
+        self.precision: list[float] = []
+        self.recall: list[float] = []
+
+    def add(self, mask: torch.Tensor, mag: torch.Tensor, gt: torch.Tensor, multi: bool, err: float) -> None:
+        """Score one present event: ``mask``, ``mag``, ``gt`` are [1, F, T]; ``err`` = |s - s~|."""
+        hit = bool(energy_pointing_game(mask, mag, gt)[0])
+        loudest = bool(energy_pointing_game(torch.ones_like(mag), mag, gt)[0])
+        for key in ("multi" if multi else "single", "loudest" if loudest else "not_loudest"):
+            self.tries[key] += 1
+            self.hits[key] += hit
+        for tol in self.within:
+            self.within[tol] += hit and err <= tol
+        pr = mask_precision_recall(mask, gt, energy=mag, threshold=None)
+        self.precision.append(float(pr["precision"][0]))
+        self.recall.append(float(pr["recall"][0]))
+
+    def share(self, key: str) -> float:
+        return self.hits[key] / max(self.tries[key], 1)
+
+    def metrics(self) -> dict[str, float]:
+        n = self.tries["single"] + self.tries["multi"]
+        hits = self.hits["single"] + self.hits["multi"]
+        return {
+            "pointing": hits / max(n, 1),
+            "pointing_single_event": self.share("single"),
+            "pointing_multi_event": self.share("multi"),
+            "pointing_loudest": self.share("loudest"),
+            "pointing_not_loudest": self.share("not_loudest"),
+            **{f"pointing_within_{t:g}": v / max(n, 1) for t, v in self.within.items()},
+            "precision": float(np.mean(self.precision)) if self.precision else float("nan"),
+            "recall": float(np.mean(self.recall)) if self.recall else float("nan"),
+            "pointing_events": n,
+            "pointing_events_multi": self.tries["multi"],
+            "pointing_events_not_loudest": self.tries["not_loudest"],
+        }
+
+
+def _pair_masks(
+    model: ZeroShotModel, explainer: Explainer, mag: torch.Tensor, enc: Any, text: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks [B, P, F, T] of every (clip, prompt) pair and s~ [B, P]."""
+    b = mag.shape[0]
+    grad = torch.enable_grad() if explainer.needs_grad else torch.no_grad()
+    masks, st = [], []
+    for j in range(text.shape[0]):
+        with grad:
+            m = explainer.masks(model, mag, text[j].expand(b, -1), enc)
+        m = m.detach()
+        with torch.no_grad():
+            st.append((model.encode(m * mag).embedding.float() @ text[j].float()).cpu())
+        masks.append(m)
+    return torch.stack(masks, 1), torch.stack(st, 1)
+
+
 def groundtruth_metrics(
     model: ZeroShotModel,
     explainer: Explainer,
@@ -78,72 +145,98 @@ def groundtruth_metrics(
     prompts = world.canonical_prompts(classes, template or world.PROMPT_TEMPLATE)
     dev = model.device
     text = model.embed_text(prompts)  # [P, D]
-    n_prompts = len(prompts)
     sims, masked, means, present = [], [], [], []
     empty = 0
-    by_count = {"single": [0, 0], "multi": [0, 0]}  # [hits, tries] by the scene's number of events
-    within = dict.fromkeys(JOINT_TOLERANCES, 0)  # hits whose own |s - s~| is within the tolerance
-    grad = torch.enable_grad() if explainer.needs_grad else torch.no_grad()
+    tally = EventTally()
     for start in range(0, len(scenes), batch_size):
         batch = [scenes.scene(i) for i in range(start, min(start + batch_size, len(scenes)))]
         wave = torch.from_numpy(np.stack([s.wave for s in batch])).to(dev)
         with torch.no_grad():
             mag, _ = model.spectrogram(wave)
             enc = model.encode(mag)
-            s = enc.embedding.float() @ text.float().T  # [B, P]
-        b = len(batch)
-        st = torch.zeros(b, n_prompts)
-        mm = torch.zeros(b, n_prompts)
-        for j in range(n_prompts):
-            with grad:
-                m = explainer.masks(model, mag, text[j].expand(b, -1), enc)
-            m = m.detach()
-            with torch.no_grad():
-                a_m = model.encode(m * mag).embedding.float()
-            st[:, j] = (a_m @ text[j].float()).cpu()
-            mm[:, j] = m.float().mean((1, 2)).cpu()
-            for i, sc in enumerate(batch):
-                gt = sc.masks.get(classes[j]) if sc.masks else None
+            s = (enc.embedding.float() @ text.float().T).cpu()  # [B, P]
+        m, st = _pair_masks(model, explainer, mag, enc, text)
+        for i, sc in enumerate(batch):
+            for j, c in enumerate(classes):
+                gt = sc.masks.get(c) if sc.masks else None
                 if gt is None:
                     continue
                 if not gt.any():
                     empty += 1
                     continue
-                g = torch.from_numpy(gt).to(m.device)[None]
-                hit = bool(energy_pointing_game(m[i : i + 1], mag[i : i + 1], g)[0])
+                g = torch.from_numpy(gt).to(dev)[None]
                 err = abs(float(s[i, j]) - float(st[i, j]))
-                for tol in JOINT_TOLERANCES:
-                    within[tol] += hit and err <= tol
-                tally = by_count["single" if len(sc.masks) == 1 else "multi"]
-                tally[0] += hit
-                tally[1] += 1
-        sims.append(s.cpu())
+                tally.add(m[i : i + 1, j], mag[i : i + 1], g, len(sc.masks) > 1, err)
+        sims.append(s)
         masked.append(st)
-        means.append(mm)
+        means.append(m.float().mean((-2, -1)).cpu())
         present.append(torch.tensor([[c in sc.classes for c in classes] for sc in batch]))
         if advance is not None:
-            advance(b)
+            advance(len(batch))
     s_all, st_all = torch.cat(sims).double(), torch.cat(masked).double()
     mm_all, pres = torch.cat(means).double(), torch.cat(present)
-    hits, tries = (sum(v) for v in zip(*by_count.values(), strict=True))
     corr = float(pearson_from_sums(pearson_sums(mm_all, s_all)))  # 0 if a variance vanishes
+    mm_present, mm_absent = float(mm_all[pres].mean()), float(mm_all[~pres].mean())
     return {
         "mae": float((s_all - st_all).abs().mean()),
         "corr": corr,
-        "pointing": hits / max(tries, 1),
-        "pointing_single_event": by_count["single"][0] / max(by_count["single"][1], 1),
-        "pointing_multi_event": by_count["multi"][0] / max(by_count["multi"][1], 1),
-        **{f"pointing_within_{t:g}": within[t] / max(tries, 1) for t in JOINT_TOLERANCES},
+        **tally.metrics(),
         "auc": auc(mm_all[pres], mm_all[~pres]),
         "auc_sim": auc(s_all[pres], s_all[~pres]),
-        "mask_mean_present": float(mm_all[pres].mean()),
-        "mask_mean_absent": float(mm_all[~pres].mean()),
+        "mask_mean_present": mm_present,
+        "mask_mean_absent": mm_absent,
+        "mask_mean_ratio_absent_present": mm_absent / mm_present if mm_present > 0 else float("nan"),
         "pairs": int(s_all.numel()),
         "clips": int(s_all.shape[0]),
-        "pointing_events": tries,
-        "pointing_events_multi": by_count["multi"][1],
         "events_without_mask": empty,
     }
+
+
+#: the bundled example clip (``make demo``) is this scene of the synthetic world
+DEMO_SCENE = {"seed": 11, "index": 29}
+
+
+def demo_scene_metrics(
+    model: ZeroShotModel, explainer: Explainer, *, template: str | None = None
+) -> dict[str, dict[str, float]]:
+    """What ``make demo`` shows, scored against the example scene's ground truth.
+
+    The bundled ``assets/examples/scene.wav`` is scene :data:`DEMO_SCENE` of the synthetic
+    world (regenerated here for its event masks). Per event of the scene, for its prompt:
+    the mask mean over bins where no event is present (outside every event's ground-truth
+    mask), the mask mean over the event's own mask, the energy pointing game, and s, s~.
+    """
+    from lmaczs_cli.audio import read_audio
+    from lmaczs_cli.data import synthetic as world
+    from lmaczs_cli.explainers.lmaczs import ASSETS
+
+    _check_grid(model)
+    scene = world.generate_scene(DEMO_SCENE["seed"], DEMO_SCENE["index"])
+    wave, rate, _ = read_audio(ASSETS / "examples" / "scene.wav")
+    if rate != world.SAMPLE_RATE or wave.shape != scene.wave.shape:
+        raise UsageError("assets/examples/scene.wav is no longer the synthetic world's demo scene")
+    dev = model.device
+    gts = {c: torch.from_numpy(m).to(dev) for c, m in (scene.masks or {}).items()}
+    no_event = ~torch.stack(list(gts.values())).any(0)
+    prompts = world.canonical_prompts(list(gts), template or world.PROMPT_TEMPLATE)
+    text = model.embed_text(prompts).float()
+    with torch.no_grad():
+        mag, _ = model.spectrogram(torch.from_numpy(wave)[None].to(dev))
+        enc = model.encode(mag)
+    masks, st = _pair_masks(model, explainer, mag, enc, text)
+    s = (enc.embedding.float() @ text.T).cpu()
+    out = {}
+    for j, (c, g) in enumerate(gts.items()):
+        m = masks[0, j]
+        out[c] = {
+            "mask_mean_no_event": float(m[no_event].mean()),
+            "mask_mean_event": float(m[g].mean()),
+            "mask_mean": float(m.mean()),
+            "pointing": bool(energy_pointing_game(m[None], mag, g[None])[0]),
+            "s": float(s[0, j]),
+            "s_masked": float(st[0, j]),
+        }
+    return out
 
 
 #: oracle mask family: level of the prompted event, of the other events (relative to it),
@@ -306,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     explainer = create_explainer("lmaczs", model, decoder=args.decoder, mask_domain=args.mask_domain)
     metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size)
     metrics["heldout"] = {"n": args.n, "world_seed": args.seed, "split": "test"}
+    metrics["demo"] = demo_scene_metrics(model, explainer)
     print(json.dumps(metrics, indent=2))
     if args.export is not None:
         if args.run is None:

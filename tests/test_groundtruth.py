@@ -90,3 +90,96 @@ def test_ceiling_refuses_a_model_on_another_grid() -> None:
 
     with pytest.raises(UsageError, match="synthetic world's grid"):
         oracle_ceiling(FakeModel(), SyntheticDataset(1, seed=5, split="test"))
+
+
+class SoftEnergy:
+    """Mask = the clip's magnitude over its maximum, scaled by a prompt-dependent level in (0, 1)."""
+
+    needs_grad = False
+
+    @staticmethod
+    def level(text: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(8 * text[:, 0])
+
+    def masks(self, model, magnitude, text, encoded=None):
+        peak = magnitude.amax((1, 2), keepdim=True).clamp_min(1e-12)
+        return magnitude / peak * self.level(text)[:, None, None]
+
+
+@pytest.mark.slow
+def test_groundtruth_selectivity_keys_match_a_hand_tally() -> None:
+    small = pytest.importorskip("lmaczs_cli.models.small")
+    import numpy as np
+
+    from lmaczs_cli.data import synthetic as world
+    from lmaczs_cli.data.synthetic import SyntheticDataset
+    from lmaczs_cli.groundtruth import groundtruth_metrics
+
+    model = small.load_small(ckpt="random").eval()
+    scenes = SyntheticDataset(6, seed=5, split="test")
+    m = groundtruth_metrics(model, SoftEnergy(), scenes, batch_size=4)
+    classes = list(scenes.classes)
+    text = model.embed_text(world.canonical_prompts(classes))
+    level = SoftEnergy.level(text).double().numpy()
+    prec, rec, loud, quiet, means_p, means_a = [], [], [0, 0], [0, 0], [], []
+    for i in range(len(scenes)):
+        sc = scenes.scene(i)
+        x = model.spectrogram(torch.from_numpy(sc.wave)[None])[0][0].double().numpy()
+        base = x / x.max()
+        for j, c in enumerate(classes):
+            mask = base * level[j]
+            (means_p if c in sc.classes else means_a).append(mask.mean())
+            if c not in sc.classes or not sc.masks[c].any():
+                continue
+            g = sc.masks[c]
+            prec.append((mask * x * g).sum() / (mask * x).sum())
+            rec.append((mask * x * g).sum() / (x * g).sum())
+            peak = np.unravel_index(np.argmax(x), x.shape)  # the clip's own loudest bin
+            tally = loud if g[peak] else quiet
+            tally[0] += bool(g[np.unravel_index(np.argmax(mask * x), x.shape)])
+            tally[1] += 1
+    assert m["precision"] == pytest.approx(np.mean(prec), rel=1e-5)
+    assert m["recall"] == pytest.approx(np.mean(rec), rel=1e-5)
+    assert m["pointing_events_not_loudest"] == quiet[1] and loud[1] + quiet[1] == m["pointing_events"]
+    assert loud[1] > 0 and quiet[1] > 0  # both kinds of event are in the sample
+    # a mask that follows the clip's energy points at its loudest bin: all loud events, no quiet one
+    assert m["pointing_loudest"] == loud[0] / loud[1] == 1.0
+    assert m["pointing_not_loudest"] == quiet[0] / quiet[1] == 0.0
+    ratio = np.mean(means_a) / np.mean(means_p)
+    assert m["mask_mean_ratio_absent_present"] == pytest.approx(ratio, rel=1e-5)
+    assert m["mask_mean_ratio_absent_present"] != pytest.approx(1.0, abs=1e-3)  # the levels differ
+
+
+class KeepLoud:
+    """Keeps the bins above the clip's median magnitude."""
+
+    needs_grad = False
+
+    def masks(self, model, magnitude, text, encoded=None):
+        med = magnitude.flatten(1).median(1).values[:, None, None]
+        return (magnitude > med).float()
+
+
+@pytest.mark.slow
+def test_demo_scene_metrics_score_the_bundled_example() -> None:
+    small = pytest.importorskip("lmaczs_cli.models.small")
+    import numpy as np
+
+    from lmaczs_cli.audio import read_audio
+    from lmaczs_cli.data import synthetic as world
+    from lmaczs_cli.explainers.lmaczs import ASSETS
+    from lmaczs_cli.groundtruth import DEMO_SCENE, demo_scene_metrics
+
+    model = small.load_small(ckpt="random").eval()
+    out = demo_scene_metrics(model, KeepLoud())
+    scene = world.generate_scene(DEMO_SCENE["seed"], DEMO_SCENE["index"])
+    assert set(out) == {"knock", "bell"} == set(scene.classes)
+    wave = read_audio(ASSETS / "examples" / "scene.wav")[0]
+    x = model.spectrogram(torch.from_numpy(wave)[None])[0][0].numpy()
+    keep = x > np.median(x)
+    no_event = ~(scene.masks["knock"] | scene.masks["bell"])
+    for c, r in out.items():
+        assert r["mask_mean_no_event"] == pytest.approx(keep[no_event].mean(), rel=1e-6)
+        assert r["mask_mean_event"] == pytest.approx(keep[scene.masks[c]].mean(), rel=1e-6)
+    # an empty mask for the bell would score 0 there; keeping all would score 1
+    assert 0 < out["bell"]["mask_mean_no_event"] < 1
