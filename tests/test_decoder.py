@@ -137,7 +137,7 @@ def test_registry(model: FakeModel, tmp_path) -> None:
 def test_export_names_the_decoder_by_its_domain(tmp_path) -> None:
     import json
 
-    from lmaczs_cli.groundtruth import export_decoder
+    from lmaczs_cli.jobs.groundtruth import export_decoder
 
     for domain, name in (("stft", "decoder"), ("mel", "decoder_mel")):
         run = tmp_path / domain

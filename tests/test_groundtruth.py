@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmaczs_cli.groundtruth import (
+from lmaczs_cli.jobs.groundtruth import (
     ORACLE_LEVELS,
     ORACLE_OTHERS,
     ORACLE_TIME_SHARES,
@@ -42,7 +42,7 @@ def test_oracle_family_is_built_from_the_ground_truth() -> None:
 
 
 def test_whole_event_masks_keep_the_event_at_full_level() -> None:
-    from lmaczs_cli.groundtruth import WHOLE_EVENT
+    from lmaczs_cli.jobs.groundtruth import WHOLE_EVENT
 
     gt, union = _event_grid()
     masks = oracle_masks(gt, union)
@@ -113,7 +113,7 @@ def test_groundtruth_selectivity_keys_match_a_hand_tally() -> None:
 
     from lmaczs_cli.data import synthetic as world
     from lmaczs_cli.data.synthetic import SyntheticDataset
-    from lmaczs_cli.groundtruth import groundtruth_metrics
+    from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
 
     model = small.load_small(ckpt="random").eval()
     scenes = SyntheticDataset(6, seed=5, split="test")
@@ -167,8 +167,8 @@ def test_demo_scene_metrics_score_the_bundled_example() -> None:
 
     from lmaczs_cli.audio import read_audio
     from lmaczs_cli.data import synthetic as world
-    from lmaczs_cli.explainers.lmaczs import ASSETS
-    from lmaczs_cli.groundtruth import DEMO_SCENE, demo_scene_metrics
+    from lmaczs_cli.explainers.bundled import ASSETS
+    from lmaczs_cli.jobs.groundtruth import DEMO_SCENE, demo_scene_metrics
 
     model = small.load_small(ckpt="random").eval()
     out = demo_scene_metrics(model, KeepLoud())

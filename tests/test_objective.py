@@ -208,7 +208,7 @@ class KeepAll:
 def test_groundtruth_metrics_plumbing() -> None:
     small = pytest.importorskip("lmaczs_cli.models.small")
     from lmaczs_cli.data.synthetic import SyntheticDataset
-    from lmaczs_cli.groundtruth import groundtruth_metrics
+    from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
 
     model = small.load_small(ckpt="random").eval()
     m = groundtruth_metrics(model, KeepAll(), SyntheticDataset(3, seed=5, split="test"), batch_size=2)
@@ -222,7 +222,7 @@ def test_groundtruth_metrics_plumbing() -> None:
 def test_groundtruth_pointing_split_by_scene_size() -> None:
     small = pytest.importorskip("lmaczs_cli.models.small")
     from lmaczs_cli.data.synthetic import SyntheticDataset
-    from lmaczs_cli.groundtruth import groundtruth_metrics
+    from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
     from lmaczs_cli.metrics import energy_pointing_game
 
     model = small.load_small(ckpt="random").eval()
@@ -269,7 +269,7 @@ def test_groundtruth_pointing_within_counts_only_faithful_hits() -> None:
     small = pytest.importorskip("lmaczs_cli.models.small")
     from lmaczs_cli.data import synthetic as world
     from lmaczs_cli.data.synthetic import SyntheticDataset
-    from lmaczs_cli.groundtruth import groundtruth_metrics
+    from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
     from lmaczs_cli.metrics import energy_pointing_game
 
     model = small.load_small().eval()  # the trained model: dimming lowers its similarities

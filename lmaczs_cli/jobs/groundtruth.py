@@ -16,7 +16,7 @@ on every clip, present and absent events alike:
 
 Run it on a decoder checkpoint (prints one JSON object)::
 
-    python -m lmaczs_cli.groundtruth --decoder runs/small/best.pt --clap small --n 300
+    python -m lmaczs_cli.jobs.groundtruth --decoder runs/small/best.pt --clap small --n 300
 
 ``--ceiling`` scores masks built from the ground truth itself instead, for pointing and
 faithfulness together (:func:`oracle_ceiling`): what a faithful explainer could reach.
@@ -116,12 +116,9 @@ def _pair_masks(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks [B, P, F, T] of every (clip, prompt) pair and s~ [B, P]."""
     b = mag.shape[0]
-    grad = torch.enable_grad() if explainer.needs_grad else torch.no_grad()
     masks, st = [], []
     for j in range(text.shape[0]):
-        with grad:
-            m = explainer.masks(model, mag, text[j].expand(b, -1), enc)
-        m = m.detach()
+        m = explainer.masks(model, mag, text[j].expand(b, -1), enc)
         with torch.no_grad():
             st.append((model.encode(m * mag).embedding.float() @ text[j].float()).cpu())
         masks.append(m)
@@ -208,7 +205,7 @@ def demo_scene_metrics(
     """
     from lmaczs_cli.audio import read_audio
     from lmaczs_cli.data import synthetic as world
-    from lmaczs_cli.explainers.lmaczs import ASSETS
+    from lmaczs_cli.explainers.bundled import ASSETS
 
     _check_grid(model)
     scene = world.generate_scene(DEMO_SCENE["seed"], DEMO_SCENE["index"])
@@ -376,7 +373,9 @@ def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lmaczs_cli.groundtruth", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m lmaczs_cli.jobs.groundtruth", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--decoder", type=Path, help="decoder checkpoint (default: the bundled one)")
     ap.add_argument("--clap", default="small")
     ap.add_argument("--mask-domain", choices=DOMAINS, help="bundled decoder's domain (default stft)")
