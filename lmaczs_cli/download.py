@@ -176,6 +176,21 @@ def hf_hub_dirs() -> list[Path]:
     return list(dict.fromkeys(Path(os.path.expanduser(d)) for d in dirs if d))
 
 
+def hub_snapshots(hub: Path, repos: tuple[str, ...]) -> list[Path]:
+    """Snapshot folders of ``repos`` (``models--owner--name``) in one hub cache, each repo's
+    ``refs/main`` first (read only, never downloads)."""
+    out: list[Path] = []
+    for repo in repos:
+        root = hub / repo
+        ref = root / "refs" / "main"
+        if ref.is_file():
+            out.append(root / "snapshots" / ref.read_text().strip())
+        snaps = root / "snapshots"
+        if snaps.is_dir():
+            out.extend(sorted(p for p in snaps.iterdir() if p.is_dir()))
+    return list(dict.fromkeys(out))
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return file_digests(path, ("sha256",), chunk)["sha256"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lmaczs_cli.windows import stitch_masks, window_starts
@@ -51,3 +52,28 @@ def test_stitched_mask_is_continuous_across_joins() -> None:
     out = stitch_masks(masks, [W(s) for s in starts], n, hop)[0]
     jumps = (out[1:] - out[:-1]).abs()
     assert float(jumps.max()) < 0.1
+
+
+def test_fill_window_fills_and_crops_by_hand() -> None:
+    from lmaczs_cli.errors import AudioError
+    from lmaczs_cli.models.base import fill_window
+
+    w = torch.tensor([1.0, 2.0, 3.0])
+    cases = {
+        "repeatpad": [1, 2, 3, 1, 2, 3, 0, 0],
+        "repeat": [1, 2, 3, 1, 2, 3, 1, 2],
+        "pad": [1, 2, 3, 0, 0, 0, 0, 0],
+    }
+    for padding, want in cases.items():
+        got = fill_window(w, 8, padding=padding)
+        assert got.wave.tolist() == want and got.valid == 3, padding
+    long = torch.arange(10.0)
+    got = fill_window(long, 4, offset=5, padding="repeatpad")
+    assert got.wave.tolist() == [5, 6, 7, 8] and got.valid == 4
+    assert fill_window(long, 10).wave.tolist() == long.tolist()
+    with pytest.raises(ValueError, match="offset 7 outside"):
+        fill_window(long, 4, offset=7)
+    with pytest.raises(AudioError, match="empty audio"):
+        fill_window(torch.zeros(0), 4)
+    with pytest.raises(ValueError, match="mono clip"):
+        fill_window(torch.zeros(2, 5), 4)

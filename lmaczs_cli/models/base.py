@@ -43,6 +43,31 @@ class Window:
     valid: int
 
 
+#: how a clip shorter than the window is filled: whole copies then zeros, copies cut at the
+#: window's end, or zeros
+PADDINGS = ("repeatpad", "repeat", "pad")
+
+
+def fill_window(wave: torch.Tensor, n: int, offset: int = 0, padding: str = "pad") -> Window:
+    """Fit a mono clip [N] to ``n`` samples: the crop starting at ``offset`` when longer,
+    else filled by ``padding`` (one of :data:`PADDINGS`); ``valid`` counts the first copy only."""
+    from lmaczs_cli.errors import AudioError
+
+    if wave.dim() != 1:
+        raise ValueError(f"fit_window expects a mono clip [N], got {tuple(wave.shape)}")
+    n_in = int(wave.shape[0])
+    if n_in == 0:
+        raise AudioError("<clip>", "empty audio (0 samples)")
+    if n_in >= n:
+        if not 0 <= offset <= n_in - n:
+            raise ValueError(f"offset {offset} outside [0, {n_in - n}]")
+        return Window(wave[offset : offset + n], n)
+    if padding == "repeat":
+        return Window(wave.repeat(n // n_in + 1)[:n], n_in)
+    copies = wave.repeat(n // n_in) if padding == "repeatpad" else wave
+    return Window(torch.nn.functional.pad(copies, (0, n - copies.shape[0])), n_in)
+
+
 class ZeroShotModel(nn.Module, ABC):
     """A frozen zero-shot audio–text model seen through its linear spectrogram."""
 

@@ -36,13 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmaczs_cli.errors import AudioError, UsageError
-from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
+from lmaczs_cli.errors import UsageError
+from lmaczs_cli.models.base import PADDINGS, Encoded, Window, ZeroShotModel, fill_window
 from lmaczs_cli.models.laion import tokens_to_grid
 from lmaczs_cli.signal import STFTConfig
 
 MEL_FLOOR = 1e-10  # ClapFeatureExtractor's mel_floor and power_to_db's min_value
-PADDINGS = ("repeatpad", "repeat", "pad")
 TRUNCATIONS = ("rand_trunc", "fusion")
 
 
@@ -121,21 +120,7 @@ class HfClap(ZeroShotModel):
         - longer: the extractor's ``rand_trunc`` takes a random window; we take the
           one starting at ``offset`` samples (default 0, the start).
         """
-        if wave.dim() != 1:
-            raise ValueError(f"fit_window expects a mono clip [N], got {tuple(wave.shape)}")
-        n_in, n = int(wave.shape[0]), self.window_samples
-        if n_in == 0:
-            raise AudioError("<clip>", "empty audio (0 samples)")
-        if n_in > n:
-            if not 0 <= offset <= n_in - n:
-                raise ValueError(f"offset {offset} outside [0, {n_in - n}]")
-            return Window(wave[offset : offset + n], n)
-        if n_in == n:
-            return Window(wave, n)
-        if self.padding == "repeat":
-            return Window(wave.repeat(n // n_in + 1)[:n], n_in)
-        copies = wave.repeat(n // n_in) if self.padding == "repeatpad" else wave
-        return Window(F.pad(copies, (0, n - copies.shape[0])), n_in)
+        return fill_window(wave, self.window_samples, offset, self.padding)
 
     # -- model side -------------------------------------------------------------------
     @property

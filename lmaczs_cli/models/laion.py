@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmaczs_cli.errors import AudioError, RandomWeightsWarning, UsageError
-from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
+from lmaczs_cli.errors import RandomWeightsWarning, UsageError
+from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel, fill_window
 from lmaczs_cli.models.laion_checkpoint import (
     checkpoint_amodel,
     laion_state_dict,
@@ -162,20 +162,8 @@ class LaionClap(ZeroShotModel):
         - longer: the package's ``rand_trunc`` picks a random 10 s crop; we take the
           one starting at ``offset`` samples (default 0, the start).
         """
-        if wave.dim() != 1:
-            raise ValueError(f"fit_window expects a mono clip [N], got {tuple(wave.shape)}")
-        n_in, n = int(wave.shape[0]), self.window_samples
-        if n_in == 0:
-            raise AudioError("<clip>", "empty audio (0 samples)")
-        if n_in > n:
-            if not 0 <= offset <= n_in - n:
-                raise ValueError(f"offset {offset} outside [0, {n_in - n}]")
-            return Window(self._quantized(wave[offset : offset + n]), n)
-        wave = self._quantized(wave)
-        if n_in == n:
-            return Window(wave, n)
-        reps = wave.repeat(n // n_in)
-        return Window(F.pad(reps, (0, n - reps.shape[0])), n_in)
+        fitted = fill_window(wave, self.window_samples, offset, "repeatpad")
+        return Window(self._quantized(fitted.wave), fitted.valid)  # zeros stay zeros
 
     def _quantized(self, wave: torch.Tensor) -> torch.Tensor:
         if not self.quantize:

@@ -6,27 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lmaczs_cli.download import hf_hub_dirs, tokenizer_cache_dir
+from lmaczs_cli.download import hf_hub_dirs, hub_snapshots, tokenizer_cache_dir
 from lmaczs_cli.errors import UsageError
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
+HUB_REPOS = ("models--FacebookAI--roberta-base", "models--roberta-base")
 
 
 # -- text tokenizer -------------------------------------------------------------------
-
-
-def _hf_snapshots(hub: Path) -> list[Path]:
-    """roberta-base snapshot folders in one hub cache, ``refs/main`` first (read only)."""
-    out: list[Path] = []
-    for repo in ("models--FacebookAI--roberta-base", "models--roberta-base"):
-        root = hub / repo
-        ref = root / "refs" / "main"
-        if ref.is_file():
-            out.append(root / "snapshots" / ref.read_text().strip())
-        snaps = root / "snapshots"
-        if snaps.is_dir():
-            out.extend(sorted(p for p in snaps.iterdir() if p.is_dir()))
-    return list(dict.fromkeys(out))
 
 
 def resolve_tokenizer_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -49,14 +36,11 @@ def resolve_tokenizer_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -
     candidates = [tokenizer_cache_dir()]
     hubs = hf_hub_dirs()
     for hub in hubs:
-        candidates += _hf_snapshots(hub)
+        candidates += hub_snapshots(hub, HUB_REPOS)
     for d in candidates:
         if all((d / f).is_file() for f in TOKENIZER_FILES):
             return d
-    looked = [str(tokenizer_cache_dir())] + [
-        f"{h}/models--{repo}/snapshots/*" for h in hubs
-        for repo in ("FacebookAI--roberta-base", "roberta-base")
-    ]
+    looked = [str(tokenizer_cache_dir())] + [f"{h}/{repo}/snapshots/*" for h in hubs for repo in HUB_REPOS]
     raise UsageError(
         f"roberta-base tokenizer files vocab.json and merges.txt not found; looked in "
         f"{', '.join(looked)}; {hint} vocab.json and merges.txt"

@@ -29,7 +29,6 @@ YAML's values, which the package never uses for HTSAT.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmaczs_cli.errors import AudioError, RandomWeightsWarning, UsageError
-from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel
+from lmaczs_cli.errors import RandomWeightsWarning, UsageError
+from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel, fill_window
 from lmaczs_cli.models.laion import htsat_blocks, htsat_forward_features, tokens_to_grid
 from lmaczs_cli.models.msclap_checkpoint import (
     MODEL_NAMES,
@@ -104,16 +103,7 @@ class MsClap(ZeroShotModel):
         (channels one after the other) before this step; lmaczs's loader downmixes to
         mono instead, so stereo input differs from the package by design.
         """
-        if wave.dim() != 1:
-            raise ValueError(f"fit_window expects a mono clip [N], got {tuple(wave.shape)}")
-        n_in, n = int(wave.shape[0]), self.window_samples
-        if n_in == 0:
-            raise AudioError("<clip>", "empty audio (0 samples)")
-        if n_in > n:
-            if not 0 <= offset <= n_in - n:
-                raise ValueError(f"offset {offset} outside [0, {n_in - n}]")
-            return Window(wave[offset : offset + n], n)
-        return Window(wave.repeat(math.ceil(n / n_in))[:n], n_in)
+        return fill_window(wave, self.window_samples, offset, "repeat")
 
     # -- model side -------------------------------------------------------------------
     @property

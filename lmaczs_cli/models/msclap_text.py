@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from lmaczs_cli.download import hf_hub_dirs, tokenizer_cache_dir
+from lmaczs_cli.download import hf_hub_dirs, hub_snapshots, tokenizer_cache_dir
 from lmaczs_cli.errors import UsageError
 
 #: SHA-256 of bert-base-uncased's vocab.txt (30522 lines)
@@ -94,19 +94,6 @@ def is_gpt2_dir(folder: Path) -> bool:
     return isinstance(vocab, dict) and GPT2_END in vocab and "<s>" not in vocab
 
 
-def _hub_snapshots(hub: Path) -> list[Path]:
-    out: list[Path] = []
-    for repo in GPT2_HUB_REPOS:
-        root = hub / repo
-        ref = root / "refs" / "main"
-        if ref.is_file():
-            out.append(root / "snapshots" / ref.read_text().strip())
-        snaps = root / "snapshots"
-        if snaps.is_dir():
-            out.extend(sorted(p for p in snaps.iterdir() if p.is_dir()))
-    return list(dict.fromkeys(out))
-
-
 def resolve_gpt2_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -> Path:
     """Folder with gpt2's ``vocab.json`` and ``merges.txt`` (never downloads)."""
     hint = "run `lmaczs download tokenizer gpt2` or pass --tokenizer-dir DIR holding gpt2's"
@@ -123,7 +110,7 @@ def resolve_gpt2_dir(tokenizer_dir: str | os.PathLike[str] | None = None) -> Pat
     candidates.append(tokenizer_cache_dir("gpt2"))
     hubs = hf_hub_dirs()
     for hub in hubs:
-        candidates += _hub_snapshots(hub)
+        candidates += hub_snapshots(hub, GPT2_HUB_REPOS)
     for d in candidates:
         if is_gpt2_dir(d):
             return d
