@@ -4,7 +4,7 @@ Same content and layout as the matplotlib figure of :func:`lmaczs_cli.render.map
 input spectrogram (dB), mask, masked spectrogram (dB) side by side with a shared
 frequency axis in kHz, a time axis in seconds, a colour bar per panel and the title;
 a red banner across the top when the map explains a model with random weights.
-1500 x 450 pixels; long clips are averaged down to the panel's pixel columns.
+1500 x 450 pixels, 256 colours; long clips are averaged down to the panel's pixel columns.
 """
 
 from __future__ import annotations
@@ -64,9 +64,11 @@ def _panel(values: np.ndarray, lo: float, hi: float, cmap: str, size: tuple[int,
     """A colour-mapped image of ``values`` [F, T] (low frequencies at the bottom) at ``size``."""
     from PIL import Image
 
-    idx = np.clip((values - lo) / max(hi - lo, 1e-12) * 255.0, 0, 255).astype(np.uint8)
-    rgb = _lut(cmap)[idx[::-1]]
-    return Image.fromarray(np.ascontiguousarray(rgb), "RGB").resize(size, Image.BILINEAR)
+    # resample the values, then colour-map the panel's pixels (cheaper than resizing RGB)
+    flipped = Image.fromarray(np.ascontiguousarray(values[::-1], dtype=np.float32), "F")
+    scaled = np.asarray(flipped.resize(size, Image.BILINEAR))
+    idx = np.clip((scaled - lo) * (255.0 / max(hi - lo, 1e-12)), 0, 255).astype(np.uint8)
+    return Image.fromarray(_lut(cmap)[idx], "RGB")
 
 
 def _nice_step(span: float, target: int) -> float:
@@ -117,7 +119,8 @@ def render_map_png(path: Path | str, magnitude: np.ndarray, mask: np.ndarray, sa
         _colour_bar(img, draw, x0 + pw + 8, top, ph, vlo, vhi, cmap)
     _freq_axis(img, draw, _LEFT, top, ph, sample_rate / 2000.0)
     with atomic_path(path, suffix=".part.png") as tmp:
-        img.save(tmp, format="PNG", compress_level=1)
+        # 256 colours (fast octree; mean error 1.6/255): a third of the bytes to deflate
+        img.quantize(256, Image.Quantize.FASTOCTREE).save(tmp, format="PNG", compress_level=1)
     return Path(path)
 
 
