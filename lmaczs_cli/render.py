@@ -140,8 +140,9 @@ def render_summary_bars(path: Path | str, summary: list[dict]) -> Path:
             lo = [v - _cell(by.get((m, cond)), "ci_low") for v, m in zip(vals, methods, strict=True)]
             hi = [_cell(by.get((m, cond)), "ci_high") - v for v, m in zip(vals, methods, strict=True)]
             x = np.arange(len(methods)) + (k - (len(conds) - 1) / 2) * width
-            err = [np.clip(np.nan_to_num(e), 0, None) for e in (lo, hi)]  # a CI may not bracket the mean
-            ax.bar(x, vals, width, yerr=err, capsize=2, label=cond)
+            # [2, n] below/above; a CI may not bracket the mean
+            err = np.clip(np.nan_to_num(np.array([lo, hi], dtype=float)), 0, None)
+            ax.bar(x, vals, width, yerr=err.tolist(), capsize=2, label=cond)  # lists: no warning at n=1
         ax.set_title(metric, fontsize=10)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=8)

@@ -95,3 +95,19 @@ def test_real_esc50_mini(esc50_mini: Path, tmp_path: Path) -> None:
           "--out", str(out)])
     rows = _read(out / "samples.csv")
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+
+
+def test_summary_bars_for_one_method_raise_no_warning(tmp_path: Path) -> None:
+    """One method and one condition: matplotlib gets whiskers it can read without a numpy warning."""
+    import warnings
+
+    from PIL import Image
+
+    from lmaczs_cli.render import render_summary_bars
+
+    rows = [{"metric": m, "method": "lmaczs", "condition": "clean", "mean": v, "ci_low": v - 0.1,
+             "ci_high": v + 0.2} for m, v in (("AI", 0.5), ("FF", 0.9))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = render_summary_bars(tmp_path / "s.png", rows)
+    assert Image.open(path).size == (720, 300)  # 2 metrics side by side, 3.6 x 3.0 in at 100 dpi
