@@ -64,7 +64,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l debug -d 'Show t
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l help -d 'Show this message and exit.'
 complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a evaluate -d 'Faithfulness metrics on a data set.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -F
-complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l dataset -r -d 'esc50, us8k, synth or manifest.'
+complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l condition -r -d 'clean, esc50-mix, white-noise or speech:DIR (repeatable).'
@@ -79,7 +79,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l mask-domain -r -
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l ig-steps -r -d 'Integrated Gradients steps.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l smoothgrad-samples -r -d 'SmoothGrad noisy samples.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l smoothgrad-noise -r -d 'SmoothGrad noise, fraction of the input range.'
-complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l plots -d 'Mask mean vs similarity figure.'
+complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l plots -d 'summary.png (each metric with 95 % CIs) and the mask-mean vs similarity scatter.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l resume -d 'Skip work already finished in --out.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l report -d 'Also write report.html (see lmaczs report).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l out -s o -r -d 'Output folder; nothing is written outside it.'
@@ -97,7 +97,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l debug -d 'Show t
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l help -d 'Show this message and exit.'
 complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report download' -a sanity-check -d 'Model-randomisation and prompt checks.'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -F
-complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l dataset -r -d 'esc50, us8k, synth or manifest.'
+complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l mode -r -d 'cascading (top-down, cumulative) or independent.'

@@ -45,6 +45,8 @@ def collect_inputs(paths: Iterable[Path], files_from: str | None = None) -> Inpu
     Folders expand to the audio files below them; a folder holding none is a
     problem (a failed input). A listed file that does not exist is kept, so the
     batch reports it as a failed input and goes on. Nothing at all is a usage error.
+    Paths come back absolute and resolved, so one file is one clip (one row in a
+    results table) however it was named: relative, absolute or through a link.
     """
     out: list[Path] = []
     problems: list[InputProblem] = []
@@ -53,12 +55,12 @@ def collect_inputs(paths: Iterable[Path], files_from: str | None = None) -> Inpu
             found = find_audio_files(p)
             out.extend(found)
             if not found:
-                problems.append(InputProblem(f"{p}", f"{p}: folder holds no audio files"))
+                problems.append(InputProblem(str(p.resolve()), f"{p}: folder holds no audio files"))
         else:
             out.append(p)
     if files_from is not None:
         out.extend(_read_list(files_from))
-    unique = list(dict.fromkeys(out))
+    unique = list(dict.fromkeys(p.resolve() for p in out))
     if not unique and not problems:
         raise UsageError("no audio inputs: give files, folders, or --files-from FILE|-")
     return Inputs(unique, problems)

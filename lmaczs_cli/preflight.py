@@ -121,5 +121,7 @@ def check_ready(command: str, run: Any, methods: Iterable[str] = (),
     if not missing:
         return
     items = "; ".join(f"({i}) {m}" for i, m in enumerate(missing, start=1))
-    raise UsageError(f"cannot {command} with --clap {run.clap} yet: missing {items}. Step by step: {GUIDE}; "
-                     "to try lmaczs offline now: --clap small (bundled) or --clap-ckpt random")
+    offline = "" if run.clap == "small" else (
+        "; to try lmaczs offline now: --clap small (bundled) or --clap-ckpt random")
+    raise UsageError(f"cannot {command} with --clap {run.clap} yet: missing {items}. "
+                     f"Step by step: {GUIDE}{offline}")

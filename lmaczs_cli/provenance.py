@@ -97,7 +97,7 @@ class RunRecord:
             "lmaczs_version": __version__,
             "started": _now(), "finished": None, "model": self.model, "methods": self.methods,
             "seed": getattr(run, "seed", None), "device": str(getattr(model, "device", "")),
-            "precision": getattr(run, "precision", None), "warnings": [],
+            "precision": effective_precision(getattr(run, "precision", None), model), "warnings": [],
         }
 
     def row_fields(self, method: str) -> dict[str, Any]:
@@ -118,14 +118,36 @@ class RunRecord:
             f.write(json.dumps(self.data, default=str) + "\n")
 
 
-def trust_warnings(model: Any) -> list[str]:
-    """Warnings about the model itself (random weights)."""
+def effective_precision(precision: str | None, model: Any) -> str | None:
+    """What a run computes in: bf16/fp16 autocast applies on CUDA only, elsewhere it is fp32."""
+    on_cuda = str(getattr(model, "device", "")).startswith("cuda")
+    return precision if precision in (None, "fp32") or on_cuda else "fp32"
+
+
+def trust_warnings(model: Any, precision: str | None = None) -> list[str]:
+    """Warnings about the model itself (random weights) and a ``--precision`` it cannot use."""
+    out = []
     if getattr(model, "random_weights", False):
         stub = (" and a stand-in text tokenizer (no tokenizer files were found)"
                 if getattr(model, "stub_tokenizer", False) else "")
-        return [f"{model.name} has RANDOM WEIGHTS (--clap-ckpt random){stub}: similarities and "
-                "explanations are meaningless; pass --clap-ckpt FILE for a trained model"]
-    return []
+        out.append(f"{model.name} has RANDOM WEIGHTS (--clap-ckpt random){stub}: similarities and "
+                   "explanations are meaningless; pass --clap-ckpt FILE for a trained model")
+    if effective_precision(precision, model) != precision:
+        out.append(f"--precision {precision} applies on CUDA only: on {model.device} this run computes "
+                   "in fp32 (run.json says so)")
+    return out
+
+
+def domain_warning(in_domain: dict[str, int | None], model_name: str) -> str | None:
+    """The warning for a run whose clips (clip -> in_domain flag) are too often outside the
+    model's training audio (at least DOMAIN_WARN_SHARE of them), else None."""
+    outside = [c for c, inside in in_domain.items() if inside == 0]
+    if not in_domain or len(outside) < max(1, DOMAIN_WARN_SHARE * len(in_domain)):
+        return None
+    return (f"{len(outside)} of {len(in_domain)} clips are unlike the audio {model_name} was trained on "
+            "(in_domain=0 in the table): its similarities and explanations for them mean little"
+            + (" (the bundled small model knows only its synthetic world of 10 event classes)"
+               if model_name == "small" else ""))
 
 
 def faithful(similarity: float | None, masked: float | None) -> int | None:

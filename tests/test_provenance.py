@@ -263,3 +263,24 @@ def test_fast_map_is_the_same_picture_as_the_figure(tmp_path: Path) -> None:
         tmp_path / "long.png", np.tile(mag, (1, 50)), np.tile(mask, (1, 50)), 8000, 64, "t"
     )
     assert Image.open(long_path).size == MAP_SIZE  # a long clip is averaged down to the panel's columns
+
+
+def test_classify_flags_real_recordings_for_the_bundled_model(esc50_mini: Path, tmp_path: Path) -> None:
+    clips = sorted((esc50_mini / "audio").glob("*.wav"))[:6]
+    base = ["classify", "--clap", "small", "--labels", "synth", "--top-k", "2", "--quiet"]
+    r = runner.invoke(app, [*base, *map(str, clips), "--out", str(tmp_path / "real")])
+    assert r.exit_code == 0, r.output
+    assert sum("unlike the audio small was trained on" in x for x in r.stderr.splitlines()) == 1
+    rows = _rows(tmp_path / "real" / "classify.csv")
+    assert sum(x["in_domain"] == "0" for x in rows) >= 8  # 2 rows per clip, >= 4 clips outside
+    r = runner.invoke(app, [*base, str(SCENE), "--out", str(tmp_path / "own")])
+    assert r.exit_code == 0 and "unlike the audio" not in r.stderr
+    assert {x["in_domain"] for x in _rows(tmp_path / "own" / "classify.csv")} == {"1"}
+
+
+def test_a_precision_the_cpu_cannot_use_is_said_and_recorded_as_fp32(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["explain", str(SCENE), "--clap", "small", "--prompt", "bell", "--device", "cpu",
+                            "--precision", "bf16", "--out", str(tmp_path / "o"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "--precision bf16 applies on CUDA only: on cpu this run computes in fp32" in r.stderr
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["precision"] == "fp32"

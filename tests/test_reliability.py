@@ -706,3 +706,19 @@ def test_a_hostile_folder_gives_every_good_clip_its_rows(tmp_path: Path) -> None
     for x in rows:
         if x["status"] == "ok":
             assert sf.info(x["wav"]).frames == sf.info(x["clip"]).frames
+
+
+def test_one_file_named_two_ways_is_one_row(tmp_path: Path, monkeypatch) -> None:
+    """A clip given by absolute path, then relative to the working folder, then through a link:
+    one file, one folder, one row per (prompt, method) - the later run replaces the earlier."""
+    clip = _tone(tmp_path / "c.wav")
+    (tmp_path / "link.wav").symlink_to(clip)
+    out = tmp_path / "out"
+    base = [*FAKE, "--method", "gradcam", "--prompt", "beep", "--out", str(out), "--quiet"]
+    assert runner.invoke(app, ["baseline", str(clip), *base]).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["baseline", "c.wav", *base]).exit_code == 0
+    assert runner.invoke(app, ["baseline", "link.wav", *base]).exit_code == 0
+    rows = _rows(out / "results.csv")
+    assert [x["clip"] for x in rows] == [str(clip.resolve())]
+    assert Path(rows[0]["wav"]).is_file()

@@ -116,7 +116,8 @@ SmoothgradNoise = Annotated[float, typer.Option(
     "--smoothgrad-noise", help="SmoothGrad noise, fraction of the input range.")]
 
 # -- data sets ---------------------------------------------------------------------------
-Dataset = Annotated[str, typer.Option("--dataset", help="esc50, us8k, synth or manifest.")]
+Dataset = Annotated[str, typer.Option(
+    "--dataset", help="esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).")]
 DataRoot = Annotated[Path | None, typer.Option(
     "--data-root", help="The data set's folder (manifest: the CSV).")]
 Folds = Annotated[str | None, typer.Option("--folds", help="Folds, e.g. 5 or 1-4 or 1,3.")]
@@ -128,7 +129,8 @@ MaxSamples = Annotated[int | None, typer.Option(
 # -- evaluate / sanity-check -------------------------------------------------------------
 Conditions = Annotated[list[str] | None, typer.Option(
     "--condition", help="clean, esc50-mix, white-noise or speech:DIR (repeatable).")]
-Plots = Annotated[bool, typer.Option("--plots", help="Mask mean vs similarity figure.")]
+Plots = Annotated[bool, typer.Option(
+    "--plots", help="summary.png (each metric with 95 % CIs) and the mask-mean vs similarity scatter.")]
 Mode = Annotated[str, typer.Option("--mode", help="cascading (top-down, cumulative) or independent.")]
 Granularity = Annotated[str, typer.Option(
     "--granularity", help="HTSAT models: randomise whole Swin stages or single blocks (CNN14: always "

@@ -106,7 +106,7 @@ def explainer_options(name: str) -> list[str]:
 
 def _factory(name: str) -> Callable[..., Explainer]:
     if name not in _EXPLAINERS:
-        raise UsageError(f"unknown method {name!r}; choose one of: {', '.join(list_explainers())}")
+        raise UsageError(f"--method {name!r}: unknown method; choose one of: {', '.join(list_explainers())}")
     module, func = _EXPLAINERS[name].split(":")
     return getattr(importlib.import_module(module), func)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import torch
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
-from lmaczs_cli.provenance import RunRecord, trust_warnings
+from lmaczs_cli.provenance import RunRecord, domain_warning, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
-COLUMNS = ["clip", "rank", "label", "prompt", "similarity", "probability", "status", "error", "run_id",
-           "model"]
+COLUMNS = ["clip", "rank", "label", "prompt", "similarity", "probability", "in_domain", "status", "error",
+           "run_id", "model"]
 
 
 @dataclass
@@ -59,7 +59,7 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     check_ready("classify", run)
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
-    for w in trust_warnings(model):
+    for w in trust_warnings(model, run.precision):
         rep.warn(w)
     text = model.embed_text([p.text for p in prompts]).float()
     k = min(cfg.top_k, len(prompts))
@@ -78,6 +78,10 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
             rows += _top_k(model, batch, text, prompts, k, run.precision)
             advance(len(batch["error"]))
     touched = {r["clip"] for r in rows}
+    warning = domain_warning({r["clip"]: r.get("in_domain") for r in rows if r.get("status") == "ok"},
+                             model.name)
+    if warning:
+        rep.warn(warning)
     record = RunRecord("classify", model, {}, None, run)
     for r in rows:
         r.update(run_id=record.run_id, model=model.name)
@@ -103,7 +107,9 @@ def _top_k(model, batch: dict, text: torch.Tensor, prompts, k: int, precision: s
         return []
     with autocast(model.device, precision):
         mag, _ = model.spectrogram(batch["wave"][ok].to(model.device))
-        sims = model.encode(mag).embedding.float() @ text.T
+        emb = model.encode(mag).embedding.float()
+    sims = emb @ text.T
+    known = model.domain_check(emb)  # [B] bool, or None: the model cannot tell
     probs = torch.softmax(model.logit_scale * sims, dim=-1)
     top = probs.topk(k, dim=-1)
     rows = []
@@ -114,5 +120,6 @@ def _top_k(model, batch: dict, text: torch.Tensor, prompts, k: int, precision: s
                 "clip": batch["path"][i], "rank": r + 1, "label": prompts[j].label,
                 "prompt": prompts[j].text, "similarity": float(sims[row_i, j]),
                 "probability": float(top.values[row_i, r]), "status": "ok",
+                "in_domain": None if known is None else int(known[row_i]),
             })
     return rows

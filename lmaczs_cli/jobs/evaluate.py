@@ -94,7 +94,7 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
     prompts = label_prompts(sel.labels, cfg.prompt_template)
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
     record = RunRecord("evaluate", model, explainers, cfg.method_options, run)
-    for w in trust_warnings(model) + trained_on_warnings(explainers, cfg.data):
+    for w in trust_warnings(model, run.precision) + trained_on_warnings(explainers, cfg.data):
         rep.warn(w)
     ev = _Evaluator(model, explainers, model.embed_text(prompts).float(), sel.labels, run.precision,
                     cfg.plots, record)

@@ -113,7 +113,7 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     explainers = [load_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods]
     record = RunRecord("explain" if cfg.methods == ["lmaczs"] else "baseline", model,
                        {ex.name: ex for ex in explainers}, cfg.method_options, run)
-    for w in trust_warnings(model):
+    for w in trust_warnings(model, run.precision):
         rep.warn(w)
     t0 = time.perf_counter()
     with OutDir(cfg.out) as out:
@@ -141,20 +141,16 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
 
 def _trust_report(table: _Table, model, rep: Reporter) -> None:
     """Warn about this run's unfaithful pairs and clips the model does not know."""
-    from lmaczs_cli.provenance import DOMAIN_WARN_SHARE, FAITHFUL_TOL
+    from lmaczs_cli.provenance import FAITHFUL_TOL, domain_warning
 
     mine = [r for r in table.mine if r.get("status") == "ok"]
     unfaithful = sum(1 for r in mine if r.get("faithful") == 0)
     if unfaithful:
         rep.warn(f"{unfaithful} of {len(mine)} explanations are not faithful (|s - s~| > {FAITHFUL_TOL}: the "
                  "masked clip does not keep the similarity); they are marked faithful=0 in results.csv")
-    clips = {r["clip"]: r.get("in_domain") for r in mine}
-    outside = [c for c, inside in clips.items() if inside == 0]
-    if clips and len(outside) >= max(1, DOMAIN_WARN_SHARE * len(clips)):
-        rep.warn(f"{len(outside)} of {len(clips)} clips are unlike the audio {model.name} was trained on "
-                 f"(in_domain=0 in results.csv): its similarities and explanations for them mean little"
-                 + (" (the bundled small model knows only its synthetic world of 10 event classes)"
-                    if model.name == "small" else ""))
+    warning = domain_warning({r["clip"]: r.get("in_domain") for r in mine}, model.name)
+    if warning:
+        rep.warn(warning)
 
 
 def _explain_with(explainer, paths: list[Path], prompts: list[Prompt], cfg: ExplainConfig,

@@ -43,7 +43,7 @@ def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int
     row = {"set_a": cfg.set_a, "set_b": cfg.set_b, "n_a": len(ea), "n_b": len(eb), "model": run.clap,
            "frechet_distance": frechet_distance(ea, eb)}
     record = RunRecord("fad", model, {}, None, run)
-    for w in trust_warnings(model):
+    for w in trust_warnings(model, run.precision):
         rep.warn(w)
     with OutDir(cfg.out) as out:  # one row per (sets, model): earlier pairs of sets are kept
         out.update_table("fad.csv", [row], list(row), lambda r: (r["set_a"], r["set_b"], r["model"]))

@@ -150,7 +150,7 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     text = model.embed_text(label_prompts(sel.labels, cfg.prompt_template)).float()
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
     record = RunRecord("sanity-check", model, explainers, cfg.method_options, run)
-    for w in trust_warnings(model):
+    for w in trust_warnings(model, cfg.run.precision):
         rep.warn(w)
     clips = _load_clips(model, sel.items, text, run, rep)
     ssim_rows, base = _randomisation(model, explainers, clips, text, cfg, rep)

@@ -105,7 +105,7 @@ class Trainer:
         self.model = self._frozen(model)
         self.record = RunRecord("train", self.model, {}, None, cfg)
         if self.info.main:
-            for w in trust_warnings(self.model):
+            for w in trust_warnings(self.model, self.cfg.precision):
                 self.rep.warn(w)
         self.train_set, self.val_set = self._data(train_set, val_set)
         self._build_optimisation()
