@@ -191,3 +191,18 @@ def test_json_lines_and_no_partial_files(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["prompt"] for x in lines] and {x["method"] for x in lines} == {"ig"}
     assert not [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def test_resume_redoes_pairs_made_another_way(tmp_path: Path) -> None:
+    """--resume skips a pair only when the row on disk was made as this run would make it:
+    asking for residuals now (or another decoder, checkpoint, mask domain) redoes it."""
+    clip = _tone(tmp_path / "c.wav", 8000, 0.5)
+    out = tmp_path / "out"
+    assert run_explain(_opts([clip], out)).failed == 0
+    assert not _rows(out)[0]["residual_wav"]
+    again = run_explain(_opts([clip], out, resume=True, residual=True))
+    (row,) = _rows(out)
+    assert len(again.rows) == 1 and row["residual_wav"] and Path(row["residual_wav"]).is_file()
+    mtime = Path(row["wav"]).stat().st_mtime_ns
+    run_explain(_opts([clip], out, resume=True, residual=True))  # now it is the same: skipped
+    assert Path(_rows(out)[0]["wav"]).stat().st_mtime_ns == mtime

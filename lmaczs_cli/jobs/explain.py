@@ -266,8 +266,23 @@ class _Table:
         self._last = 0.0
 
     def todo(self, paths: list[Path], method: str) -> list[Path]:
-        """The inputs whose pairs for ``method`` are not all in the table (with --resume)."""
-        return [p for p in paths if not self._clip_done(self.done.get((str(p), method), []))]
+        """The inputs whose pairs for ``method`` are not all in the table (with --resume), counting
+        only rows made as this run would make them (same model, checkpoint, decoder, mask domain,
+        and the residual / mask files it asks for)."""
+        same = self._same_origin(method)
+        return [p for p in paths
+                if not self._clip_done([r for r in self.done.get((str(p), method), []) if same(r)])]
+
+    def _same_origin(self, method: str):
+        want = {k: "" if v is None else str(v) for k, v in self.record.row_fields(method).items()
+                if k != "run_id"}
+        asked = (("residual_wav", self.cfg.residual), ("mask", self.cfg.save_mask))
+        files = [k for k, on in asked if on]
+
+        def same(row: dict) -> bool:
+            return (all(str(row.get(k) or "") == v for k, v in want.items())
+                    and all(row.get(k) and Path(row[k]).exists() for k in files))
+        return same
 
     def _clip_done(self, rows: list[dict]) -> bool:
         if self.cfg.top_k:
