@@ -92,5 +92,7 @@ def print_summary(summary: list[dict]) -> None:
             mean = float(r["mean"]) if r is not None else math.nan
             half = (float(r["ci_high"]) - float(r["ci_low"])) / 2 if r is not None else math.nan
             cells.append("-" if not math.isfinite(mean) else f"{mean:.3g} ±{half:.2g}")
-        rows.append([meth, cond, *cells])
-    print_table("faithfulness (mean, 95% CI)", ["method", "condition", *metrics], rows)
+        n = max((int(float(r["n"])) for r in d.values() if r.get("n") not in (None, "")), default=0)
+        rows.append([meth, cond, str(n), *cells])
+    print_table("faithfulness: mean ± half the 95% CI (exact bounds in summary.csv)",
+                ["method", "condition", "n", *metrics], rows)
