@@ -284,3 +284,13 @@ def test_a_precision_the_cpu_cannot_use_is_said_and_recorded_as_fp32(tmp_path: P
     assert r.exit_code == 0, r.output
     assert "--precision bf16 applies on CUDA only: on cpu this run computes in fp32" in r.stderr
     assert json.loads((tmp_path / "o" / "run.json").read_text())["precision"] == "fp32"
+
+
+def test_sanity_check_flags_real_recordings_for_the_bundled_model(esc50_mini: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["sanity-check", "--dataset", "esc50", "--data-root", str(esc50_mini),
+                            "--clap", "small", "--method", "gradcam", "--max-samples", "5",
+                            "--out", str(tmp_path / "s"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert sum("unlike the audio small was trained on" in x for x in r.stderr.splitlines()) == 1
+    rows = _rows(tmp_path / "s" / "ssim_samples.csv")
+    assert {x["in_domain"] for x in rows} <= {"0", "1"} and sum(x["in_domain"] == "0" for x in rows) >= 3

@@ -24,7 +24,7 @@ from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.data.registry import DataSelection
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import ZeroShotModel
-from lmaczs_cli.provenance import RunRecord, trust_warnings
+from lmaczs_cli.provenance import RunRecord, domain_warning, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
@@ -128,6 +128,8 @@ class _Clips:
     mag: torch.Tensor
     sims: torch.Tensor
     pred: torch.Tensor
+    #: clip -> 1/0 when the model can tell whether the clip is like its training audio, else None
+    in_domain: dict[str, int | None]
 
 
 def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
@@ -153,6 +155,9 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     for w in trust_warnings(model, cfg.run.precision):
         rep.warn(w)
     clips = _load_clips(model, sel.items, text, run, rep)
+    warning = domain_warning(clips.in_domain, model.name)
+    if warning:
+        rep.warn(warning.replace("in the table", "in ssim_samples.csv"))
     ssim_rows, base = _randomisation(model, explainers, clips, text, cfg, rep)
     sens_rows = _prompt_sensitivity(model, explainers, clips, text, sel.labels, base, cfg)
     with OutDir(cfg.out) as out:
@@ -187,7 +192,8 @@ def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[d
 
     ssim_summary = M.summarise(ssim_rows, ["ssim"], ["method", "step", "block"])
     all_ssim = out.update_table("ssim.csv", ssim_summary, SSIM_COLUMNS, whole, mine)
-    out.update_table("ssim_samples.csv", ssim_rows, ["method", "step", "block", "clip", "ssim"], whole, mine)
+    out.update_table("ssim_samples.csv", ssim_rows, ["method", "step", "block", "clip", "ssim", "in_domain"],
+                     whole, mine)
     all_sens = out.update_table("prompt_sensitivity.csv", sens_rows, SENS_COLUMNS, whole, mine)
     render_ssim(cfg.out / "ssim.png", all_ssim, cfg.mode, PASS_SSIM)
     render_scatter(cfg.out / "mask_vs_similarity.png", [
@@ -206,7 +212,7 @@ def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunO
     from lmaczs_cli.data.loading import ClipDataset, collate_clips
 
     ds = ClipDataset(items, model.sample_rate, model.window_samples, crop="start", fit=model.fit_window)
-    names, mags, embs = [], [], []
+    names, mags, embs, known = [], [], [], []
     for batch in DataLoader(ds, batch_size=run.batch_size, num_workers=run.num_workers,
                             collate_fn=collate_clips):
         good = [i for i, e in enumerate(batch["error"]) if e is None]
@@ -217,12 +223,14 @@ def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunO
             with torch.no_grad():
                 mag, _ = model.spectrogram(batch["wave"][good].to(model.device))
                 embs.append(model.encode(mag).embedding.float())
+            flags = model.domain_check(embs[-1])
+            known += [None] * len(good) if flags is None else [int(f) for f in flags]
             mags.append(mag)
             names += [batch["path"][i] for i in good]
     if not names:
         raise UsageError("no usable clips to check")
     sims = torch.cat(embs) @ text.T
-    return _Clips(names, torch.cat(mags), sims, sims.argmax(-1))
+    return _Clips(names, torch.cat(mags), sims, sims.argmax(-1), dict(zip(names, known, strict=True)))
 
 
 def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConfig,
@@ -244,7 +252,8 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                     base.setdefault(name, masks)
                     s = M.ssim(base[name], masks)
                     rows += [{"method": name, "step": step.index, "block": step.label, "clip": clip,
-                              "ssim": float(s[j])} for j, clip in enumerate(clips.names)]
+                              "ssim": float(s[j]), "in_domain": clips.in_domain[clip]}
+                             for j, clip in enumerate(clips.names)]
                     advance(1)
     return rows, base
 
