@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,13 @@ class RunRecord:
         m = self.methods.get(method, {})
         return {"run_id": self.run_id, "model": self.model["name"], "checkpoint": self.model["checkpoint"],
                 "decoder": m.get("decoder"), "mask_domain": m.get("mask_domain")}
+
+    def made_alike(self, row: Mapping[str, Any]) -> bool:
+        """True when a result row on disk was made as this run makes its method's rows: same
+        model, checkpoint, decoder and mask domain (what ``--resume`` may skip)."""
+        want = self.row_fields(str(row.get("method") or ""))
+        return all(str(row.get(k) or "") == ("" if want[k] is None else str(want[k]))
+                   for k in ("model", "checkpoint", "decoder", "mask_domain"))
 
     def write(self, out: Path, warnings: list[str], extra: dict[str, Any] | None = None) -> None:
         """``run.json`` (atomically) and one more line of ``runs.jsonl`` (under a lock)."""

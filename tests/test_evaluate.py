@@ -111,3 +111,19 @@ def test_summary_bars_for_one_method_raise_no_warning(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         path = render_summary_bars(tmp_path / "s.png", rows)
     assert Image.open(path).size == (720, 300)  # 2 metrics side by side, 3.6 x 3.0 in at 100 dpi
+
+
+def test_resume_redoes_rows_of_another_decoder(tmp_path: Path) -> None:
+    """--resume skips a (clip, condition, method) only when its row came from the same model,
+    checkpoint, decoder and mask domain: switching to the mel decoder redoes every row."""
+    assert runner.invoke(app, ["synth", "--out", str(tmp_path / "s"), "--n", "3", "--seed", "5",
+                               "--quiet"]).exit_code == 0
+    base = ["evaluate", "--dataset", "synth", "--data-root", str(tmp_path / "s"), "--clap", "small",
+            "--device", "cpu", "--method", "lmaczs", "--out", str(tmp_path / "e"), "--quiet"]
+    assert runner.invoke(app, base).exit_code == 0
+    assert {r["mask_domain"] for r in _read(tmp_path / "e" / "samples.csv")} == {"stft"}
+    assert runner.invoke(app, [*base, "--resume", "--mask-domain", "mel"]).exit_code == 0
+    rows = _read(tmp_path / "e" / "samples.csv")
+    assert len(rows) == 3 and {r["mask_domain"] for r in rows} == {"mel"}
+    assert runner.invoke(app, [*base, "--resume", "--mask-domain", "mel"]).exit_code == 0
+    assert [r["run_id"] for r in _read(tmp_path / "e" / "samples.csv")] == [r["run_id"] for r in rows]

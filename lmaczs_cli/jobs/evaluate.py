@@ -30,7 +30,7 @@ SAMPLE_COLUMNS = [
     "clip", "label", "condition", "method", "pred", "pred_label", "correct", "P_c", "P_in_c",
     "P_out_c", "argmax_in", "argmax_out", "similarity", "MM", "SPS", "COMP", "AI", "AD", "AG", "FF",
     "FidIn", "accuracy", "EPG", "precision", "recall", "in_domain", "status", "error",
-    "run_id", "model", "checkpoint", "decoder",
+    "run_id", "model", "checkpoint", "decoder", "mask_domain",
 ]
 SUMMARY_COLUMNS = ["method", "condition", "metric", "mean", "ci_low", "ci_high", "n"]
 
@@ -100,7 +100,7 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
                     cfg.plots, record)
     t0 = time.perf_counter()
     with OutDir(cfg.out) as out:
-        sink = _Samples(out, rank, world, cfg.resume)
+        sink = _Samples(out, rank, world, cfg.resume, record.made_alike)
         mine = [(i, it) for i, it in enumerate(sel.items) if i % world == rank]
         failed = _evaluate_all(ev, mine, sel.items, conditions, sink, cfg, rep)
         rows = sink.merge_ranks()
@@ -160,11 +160,12 @@ class _Samples:
     """Where sample rows go: merged into samples.csv (one process) or this rank's part file,
     which rank 0 merges into samples.csv and removes when every rank is done."""
 
-    def __init__(self, out, rank: int, world: int, resume: bool) -> None:
+    def __init__(self, out, rank: int, world: int, resume: bool, alike=lambda row: True) -> None:
         self.out, self.rank, self.world = out, rank, world
         self.part = out.path / f"samples.rank{rank}.csv"
         old = read_csv(out.path / "samples.csv") + (read_csv(self.part) if world > 1 else [])
-        self.done = {_sample_key(r) for r in old if r.get("status") == "ok"} if resume else set()
+        # with --resume, rows made another way (model, checkpoint, decoder, mask domain) are redone
+        self.done = {_sample_key(r) for r in old if r.get("status") == "ok" and alike(r)} if resume else set()
         self.mine: list[dict] = read_csv(self.part) if world > 1 and resume else []
 
     def add(self, rows: list[dict]) -> None:
@@ -297,7 +298,6 @@ class _Evaluator:
             for r, i in zip(new, keep, strict=True):
                 r["in_domain"] = None if known is None else int(known[i])
                 r.update(self.record.row_fields(name) if self.record else {})
-                r.pop("mask_domain", None)
             rows += new
         return rows
 

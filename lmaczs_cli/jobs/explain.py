@@ -274,14 +274,11 @@ class _Table:
                 if not self._clip_done([r for r in self.done.get((str(p), method), []) if same(r)])]
 
     def _same_origin(self, method: str):
-        want = {k: "" if v is None else str(v) for k, v in self.record.row_fields(method).items()
-                if k != "run_id"}
         asked = (("residual_wav", self.cfg.residual), ("mask", self.cfg.save_mask))
         files = [k for k, on in asked if on]
 
         def same(row: dict) -> bool:
-            return (all(str(row.get(k) or "") == v for k, v in want.items())
-                    and all(row.get(k) and Path(row[k]).exists() for k in files))
+            return self.record.made_alike(row) and all(row.get(k) and Path(row[k]).exists() for k in files)
         return same
 
     def _clip_done(self, rows: list[dict]) -> bool:
