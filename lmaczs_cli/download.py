@@ -176,6 +176,44 @@ def hf_hub_dirs() -> list[Path]:
     return list(dict.fromkeys(Path(os.path.expanduser(d)) for d in dirs if d))
 
 
+def find_clap_checkpoint(ckpt: str | os.PathLike[str] | None, default: str, *, family: str,
+                         get: str | None, get_default: str, ext: str, label: str) -> Path | None:
+    """A CLAP checkpoint file, or ``None`` for ``"random"`` weights (never downloads).
+
+    ``ckpt`` (``--clap-ckpt``) > ``$LMACZS_CLAP_CKPT`` > ``default`` in the lmaczs cache; a bare
+    file name is also looked for in the cache. Raises a one-line :class:`UsageError` naming
+    every place looked at and the ``lmaczs download clap`` name that supplies it (``get``; None:
+    the name given); ``family``/``label`` name the model, ``ext`` its file type.
+    """
+    value = os.fspath(ckpt) if ckpt is not None else os.environ.get("LMACZS_CLAP_CKPT") or None
+    cache = clap_cache_dir()
+    if value == "random":
+        return None
+    if value:
+        path = Path(value).expanduser()
+        if path.is_file():
+            return path
+        looked = [path]
+        if path.name == value:
+            if (cache / value).is_file():
+                return cache / value
+            looked.append(cache / value)
+        where = " and ".join(str(p) for p in looked)
+        raise UsageError(
+            f"{family} checkpoint not found: looked at {where} (from --clap-ckpt/LMACZS_CLAP_CKPT); "
+            f"get {'one' if get is None else 'it'} with `lmaczs download clap {get or path.name}` "
+            f"or pass an existing {ext} file"
+        )
+    path = cache / default
+    if path.is_file():
+        return path
+    raise UsageError(
+        f"no {label} checkpoint: looked at {path} (no --clap-ckpt, LMACZS_CLAP_CKPT "
+        f"unset); run `lmaczs download clap {get_default}` or pass --clap-ckpt FILE "
+        "('random' for untrained test weights)"
+    )
+
+
 def hub_snapshots(hub: Path, repos: tuple[str, ...]) -> list[Path]:
     """Snapshot folders of ``repos`` (``models--owner--name``) in one hub cache, each repo's
     ``refs/main`` first (read only, never downloads)."""

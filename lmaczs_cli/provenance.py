@@ -146,14 +146,14 @@ def trust_warnings(model: Any, precision: str | None = None) -> list[str]:
     return out
 
 
-def domain_warning(in_domain: dict[str, int | None], model_name: str) -> str | None:
-    """The warning for a run whose clips (clip -> in_domain flag) are too often outside the
-    model's training audio (at least DOMAIN_WARN_SHARE of them), else None."""
-    outside = [c for c, inside in in_domain.items() if inside == 0]
+def domain_warning(in_domain: Mapping[str, Any], model_name: str, table: str) -> str | None:
+    """The warning for a run whose clips (clip -> in_domain flag, as written to ``table``) are
+    too often outside the model's training audio (at least DOMAIN_WARN_SHARE of them), else None."""
+    outside = [c for c, v in in_domain.items() if v not in (None, "") and not int(v)]
     if not in_domain or len(outside) < max(1, DOMAIN_WARN_SHARE * len(in_domain)):
         return None
     return (f"{len(outside)} of {len(in_domain)} clips are unlike the audio {model_name} was trained on "
-            "(in_domain=0 in the table): its similarities and explanations for them mean little"
+            f"(in_domain=0 in {table}): its similarities and explanations for them mean little"
             + (" (the bundled small model knows only its synthetic world of 10 event classes)"
                if model_name == "small" else ""))
 

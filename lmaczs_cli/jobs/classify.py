@@ -79,7 +79,7 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
             advance(len(batch["error"]))
     touched = {r["clip"] for r in rows}
     warning = domain_warning({r["clip"]: r.get("in_domain") for r in rows if r.get("status") == "ok"},
-                             model.name)
+                             model.name, "classify.csv")
     if warning:
         rep.warn(warning)
     record = RunRecord("classify", model, {}, None, run)

@@ -115,7 +115,7 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
 
 def _trust_report(rows: list[dict], model, rep: Reporter) -> None:
     """Warn when the model is mostly wrong about the clips, or does not know them."""
-    from lmaczs_cli.provenance import ACCURACY_FLOOR, DOMAIN_WARN_SHARE
+    from lmaczs_cli.provenance import ACCURACY_FLOOR, domain_warning
 
     ok = [r for r in rows if r.get("status") == "ok"]
     clean = {r["clip"]: r.get("correct") for r in ok if r.get("condition") == "clean"}
@@ -125,11 +125,9 @@ def _trust_report(rows: list[dict], model, rep: Reporter) -> None:
         rep.warn(f"{model.name}'s zero-shot accuracy on these clips is {100 * acc:.0f} %"
                  f" (below {100 * ACCURACY_FLOOR:.0f} %): the faithfulness numbers explain a model that is "
                  "mostly wrong about them")
-    domain = {r["clip"]: r.get("in_domain") for r in ok}
-    outside = [c for c, v in domain.items() if v not in (None, "") and not int(v)]
-    if domain and len(outside) >= max(1, DOMAIN_WARN_SHARE * len(domain)):
-        rep.warn(f"{len(outside)} of {len(domain)} clips are unlike the audio {model.name} was trained on "
-                 "(in_domain=0 in samples.csv): its numbers for them mean little")
+    warning = domain_warning({r["clip"]: r.get("in_domain") for r in ok}, model.name, "samples.csv")
+    if warning:
+        rep.warn(warning)
 
 
 def trained_on_warnings(explainers: dict, data: DataSelection) -> list[str]:

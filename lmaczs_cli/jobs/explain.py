@@ -148,7 +148,7 @@ def _trust_report(table: _Table, model, rep: Reporter) -> None:
     if unfaithful:
         rep.warn(f"{unfaithful} of {len(mine)} explanations are not faithful (|s - s~| > {FAITHFUL_TOL}: the "
                  "masked clip does not keep the similarity); they are marked faithful=0 in results.csv")
-    warning = domain_warning({r["clip"]: r.get("in_domain") for r in mine}, model.name)
+    warning = domain_warning({r["clip"]: r.get("in_domain") for r in mine}, model.name, "results.csv")
     if warning:
         rep.warn(warning)
 

@@ -155,9 +155,9 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     for w in trust_warnings(model, cfg.run.precision):
         rep.warn(w)
     clips = _load_clips(model, sel.items, text, run, rep)
-    warning = domain_warning(clips.in_domain, model.name)
+    warning = domain_warning(clips.in_domain, model.name, "ssim_samples.csv")
     if warning:
-        rep.warn(warning.replace("in the table", "in ssim_samples.csv"))
+        rep.warn(warning)
     ssim_rows, base = _randomisation(model, explainers, clips, text, cfg, rep)
     sens_rows = _prompt_sensitivity(model, explainers, clips, text, sel.labels, base, cfg)
     with OutDir(cfg.out) as out:

@@ -68,6 +68,13 @@ def fill_window(wave: torch.Tensor, n: int, offset: int = 0, padding: str = "pad
     return Window(torch.nn.functional.pad(copies, (0, n - copies.shape[0])), n_in)
 
 
+def torchlibrosa_logmel(extractor: nn.Module, magnitude: torch.Tensor) -> torch.Tensor:
+    """``|X|`` [B, F, T] -> log-mel [B, n_mels, T] through a torchlibrosa ``LogmelFilterBank``
+    (the front end of LAION-CLAP and MS-CLAP), which takes power in its [B, 1, T, F] layout."""
+    power = magnitude.pow(2).transpose(1, 2).unsqueeze(1)
+    return extractor(power).squeeze(1).transpose(1, 2)
+
+
 class ZeroShotModel(nn.Module, ABC):
     """A frozen zero-shot audio–text model seen through its linear spectrogram."""
 

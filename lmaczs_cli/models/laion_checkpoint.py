@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lmaczs_cli.download import clap_cache_dir
+from lmaczs_cli.download import find_clap_checkpoint
 from lmaczs_cli.errors import UsageError
 
 #: default checkpoint per HTSAT size (the names ``lmaczs download clap`` knows)
@@ -40,37 +40,11 @@ POSITION_IDS = "text_branch.embeddings.position_ids"
 
 
 def resolve_checkpoint(ckpt: str | os.PathLike[str] | None, amodel: str) -> Path | None:
-    """Path of the checkpoint to load, or ``None`` for ``"random"`` weights.
-
-    Raises a one-line :class:`UsageError` naming every place looked at.
-    """
-    value = os.fspath(ckpt) if ckpt is not None else os.environ.get("LMACZS_CLAP_CKPT") or None
-    cache = clap_cache_dir()
-    if value == "random":
-        return None
-    if value:
-        path = Path(value).expanduser()
-        if path.is_file():
-            return path
-        looked = [path]
-        if path.name == value and (cache / value).is_file():
-            return cache / value
-        if path.name == value:
-            looked.append(cache / value)
-        where = " and ".join(str(p) for p in looked)
-        raise UsageError(
-            f"LAION-CLAP checkpoint not found: looked at {where} (from --clap-ckpt/"
-            f"LMACZS_CLAP_CKPT); get one with `lmaczs download clap {path.name}` or pass an "
-            "existing .pt file"
-        )
-    default = cache / DEFAULT_CHECKPOINTS[amodel]
-    if default.is_file():
-        return default
-    raise UsageError(
-        f"no LAION-CLAP checkpoint: looked at {default} (no --clap-ckpt, LMACZS_CLAP_CKPT "
-        f"unset); run `lmaczs download clap {default.name}` or pass --clap-ckpt FILE "
-        "('random' for untrained test weights)"
-    )
+    """Path of the checkpoint to load, or ``None`` for ``"random"`` weights (see
+    :func:`lmaczs_cli.download.find_clap_checkpoint`)."""
+    default = DEFAULT_CHECKPOINTS[amodel]
+    return find_clap_checkpoint(ckpt, default, family="LAION-CLAP", get=None, get_default=default,
+                                ext=".pt", label="LAION-CLAP")
 
 
 # -- safe reading ---------------------------------------------------------------

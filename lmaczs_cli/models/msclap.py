@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmaczs_cli.errors import RandomWeightsWarning, UsageError
-from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel, fill_window
+from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel, fill_window, torchlibrosa_logmel
 from lmaczs_cli.models.laion import htsat_blocks, htsat_forward_features, tokens_to_grid
 from lmaczs_cli.models.msclap_checkpoint import (
     MODEL_NAMES,
@@ -113,8 +113,7 @@ class MsClap(ZeroShotModel):
 
     def input_transform(self, magnitude: torch.Tensor) -> torch.Tensor:
         """``|X|`` [B, 513, T] -> log-mel [B, 64, T] via the module's ``logmel_extractor``."""
-        power = magnitude.pow(2).transpose(1, 2).unsqueeze(1)  # B, 1, T, F (torchlibrosa layout)
-        return self.frontend.logmel_extractor(power).squeeze(1).transpose(1, 2)
+        return torchlibrosa_logmel(self.frontend.logmel_extractor, magnitude)
 
     def encode(self, magnitude: torch.Tensor) -> Encoded:
         return self.encode_features(self.input_transform(magnitude))

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lmaczs_cli.download import clap_cache_dir
+from lmaczs_cli.download import find_clap_checkpoint
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.laion_checkpoint import read_checkpoint
 
@@ -41,37 +41,11 @@ IGNORABLE = (
 
 
 def resolve_checkpoint(ckpt: str | os.PathLike[str] | None, version: str) -> Path | None:
-    """Path of the checkpoint to load, or ``None`` for ``"random"`` weights.
-
-    Raises a one-line :class:`UsageError` naming every place looked at.
-    """
-    value = os.fspath(ckpt) if ckpt is not None else os.environ.get("LMACZS_CLAP_CKPT") or None
-    cache = clap_cache_dir()
+    """Path of the checkpoint to load, or ``None`` for ``"random"`` weights (see
+    :func:`lmaczs_cli.download.find_clap_checkpoint`)."""
     name = MODEL_NAMES[version]
-    if value == "random":
-        return None
-    if value:
-        path = Path(value).expanduser()
-        if path.is_file():
-            return path
-        looked = [path]
-        if path.name == value:
-            if (cache / value).is_file():
-                return cache / value
-            looked.append(cache / value)
-        where = " and ".join(str(p) for p in looked)
-        raise UsageError(
-            f"MS-CLAP checkpoint not found: looked at {where} (from --clap-ckpt/LMACZS_CLAP_CKPT); "
-            f"get it with `lmaczs download clap {name}` or pass an existing .pth file"
-        )
-    default = cache / DEFAULT_CHECKPOINTS[version]
-    if default.is_file():
-        return default
-    raise UsageError(
-        f"no MS-CLAP {version} checkpoint: looked at {default} (no --clap-ckpt, LMACZS_CLAP_CKPT "
-        f"unset); run `lmaczs download clap {name}` or pass --clap-ckpt FILE "
-        "('random' for untrained test weights)"
-    )
+    return find_clap_checkpoint(ckpt, DEFAULT_CHECKPOINTS[version], family="MS-CLAP", get=name,
+                                get_default=name, ext=".pth", label=f"MS-CLAP {version}")
 
 
 def family_of(sd: dict[str, Any]) -> str:
