@@ -9,7 +9,12 @@ any label prompts the run adds), every (clip i, prompt j) pair is used:
     L_reg = l1 * mean_ij k_ij + tv * TV(M)
     L_out = out * mean_(i,j) in O relu(t_j . f_audio(InputTf((1 - M_ij) * X_i)) - m)
     L_div = div * (1 - pearson({mean M_ij}, {c_ij}))
-    L     = L_sim + L_reg + L_out + L_div
+    L_abs = absent * mean_(i,j) in U mean M_ij           (off by default)
+    L     = L_sim + L_reg + L_out + L_div + L_abs
+
+``L_abs`` (ours): U are the pairs L_out does not look at (s_ij at most the batch's mean s_bar,
+not the clip's own caption); it asks for empty masks there. Faithful only for a model whose
+empty input is as dissimilar to a prompt as an unrelated clip (README "Known limits").
 
 ``L_out`` (ours): ``out_pairs="own"`` is the spec's term, O = {(i, own caption)},
 margin m = 0. ``"matching"`` (default) also takes every pair whose s_ij exceeds
@@ -48,6 +53,8 @@ weight          default     why
 ``out_pairs``   matching    "own" (the spec's term) barely localises
 ``div``         0.15        with ``centred``: mask-mean AUC 0.95 (0.05: 0.925)
 ``div_target``  centred     see above
+``absent``      0.0         on a calibrated small model 0.3 gives absent/present
+                            mask means 0.10 (0.60 without) but |s-s~| 0.066
 ==============  ==========  ======================================================
 """
 
@@ -86,6 +93,9 @@ class LossWeights:
     #: what L_div ties mask means to: "s" (s_ij) or "centred" (s_ij minus clip i's mean over
     #: the batch's prompts: how much better prompt j fits clip i than its other prompts)
     div_target: str = "centred"
+    #: weight of the absent-prompt term: plain mean(M) over the pairs L_out does not look at
+    #: (s_ij at most the batch's mean similarity, not the clip's own caption)
+    absent: float = 0.0
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -231,6 +241,14 @@ def lmaczs_objective(
         ).clamp_min(1)
         total = total + weights.out * l_out
         parts["out"] = l_out
+    if weights.absent > 0:
+        n_all = global_sum(torch.tensor(float(sims.numel()), device=sims.device))
+        tau_all = global_sum(sims.sum()) / n_all
+        unrelated = sims <= tau_all
+        unrelated[torch.arange(b, device=sims.device), own] = False
+        l_abs = global_sum((mask_means * unrelated).sum()) / global_sum(unrelated.sum().float()).clamp_min(1)
+        total = total + weights.absent * l_abs
+        parts["absent"] = l_abs
     if weights.div > 0:
         target = sims - sims.mean(1, keepdim=True) if weights.div_target == "centred" else sims
         corr = pearson_from_sums(global_sum(pearson_sums(mask_means, target)))

@@ -53,6 +53,26 @@ def test_masks_shape_and_range(model: FakeModel, domain: str) -> None:
     torch.testing.assert_close(ex._run(model, mag, None, text[rows], idx), pairs[idx, rows])
 
 
+@pytest.mark.parametrize("sim_input", [True, False])
+@torch.no_grad()
+def test_similarity_input_can_be_switched_off(model: FakeModel, sim_input: bool) -> None:
+    torch.manual_seed(0)
+    dec = MaskDecoder.for_model(model, "stft", width=16, sim_input=sim_input)
+    for p in dec.parameters():
+        p.add_(0.5 * torch.randn_like(p))
+    mag = _batch(model, 2)
+    enc = model.encode(mag)
+    text = model.embed_text(["low hum", "low hum"])
+    idx = torch.arange(2)
+    masks = [dec(enc.hidden, text, torch.full((2,), s), idx, mag) for s in (0.0, 0.8)]
+    changed = float((masks[0] - masks[1]).abs().max())
+    assert (changed > 1e-3) if sim_input else (changed == 0.0)
+    assert dec.config.to_dict()["sim_input"] is sim_input  # saved with the checkpoint
+    # checkpoints written before the option existed load as sim_input=True
+    old = {k: v for k, v in dec.config.to_dict().items() if k != "sim_input"}
+    assert type(dec.config).from_dict(old).sim_input is True
+
+
 def test_config_records_probe_sizes(model: FakeModel) -> None:
     dec = MaskDecoder.for_model(model, "mel", width=16)
     cfg = dec.config

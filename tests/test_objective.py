@@ -124,6 +124,27 @@ def test_energy_and_power_l1_and_centred_diversity_by_hand() -> None:
         LossWeights(l1_on="loud")
 
 
+def test_absent_term_is_the_mask_mean_of_unrelated_pairs_by_hand() -> None:
+    # s = [[.6, .8], [1, 0]] as above; batch mean .6. "Unrelated": s_ij <= .6, not the own caption
+    x = torch.tensor([[3.0, 4.0], [1.0, 0.0]])[:, :, None].repeat(1, 1, 2)
+    text = torch.eye(2)
+    levels = torch.tensor([[1.0, 0.0], [0.25, 0.75]])  # constant masks: their means
+    masks = levels[:, :, None, None].expand(2, 2, 2, 2)
+    fn = lambda m, e, t: masks  # noqa: E731
+    w = LossWeights(l1=0.0, out=0.0, div=0.0, absent=2.0)
+    # own captions prompt 1: pair (1,1) (s=.6) is its own; only (2,2) (s=0) is unrelated
+    res = lmaczs_objective(Stub(), x, text, torch.tensor([0, 0]), fn, w)
+    assert res.parts["absent"] == pytest.approx(0.75)
+    l_sim = float(res.parts["sim"])
+    assert float(res.total) == pytest.approx(l_sim + 2.0 * 0.75, abs=1e-6)
+    # own captions prompt 2: (1,1) is unrelated now, (2,2) is clip 2's own
+    res = lmaczs_objective(Stub(), x, text, torch.tensor([1, 1]), fn, w)
+    assert res.parts["absent"] == pytest.approx(1.0)
+    # weight 0 (the default): the term is neither computed nor logged
+    assert "absent" not in lmaczs_objective(Stub(), x, text, torch.tensor([0, 0]), fn,
+                                            LossWeights(absent=0.0)).parts
+
+
 def test_kept_share_is_a_weighted_mask_mean() -> None:
     g = torch.Generator().manual_seed(0)
     mag = torch.rand(2, 5, 7, generator=g)

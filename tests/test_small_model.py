@@ -130,3 +130,39 @@ def test_bundled_model_classifies_fresh_scenes() -> None:
     with torch.no_grad():
         s = model.similarity(model.spectrogram(torch.from_numpy(pair.wave)[None])[0], text)
     assert s[0, 0] > s[0, 1]
+
+
+def test_calibration_term_by_hand() -> None:
+    from lmaczs_cli.models.small_training import TrainConfig, calibration_loss, class_bits
+
+    # class sets as bit masks: clip 0 holds classes 0 and 2, clip 1 nothing (an event-free clip)
+    present = class_bits(torch.tensor([0b101, 0]), 3)
+    assert present.tolist() == [[True, False, True], [False, False, False]]
+    audio = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    prompts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # s = [[1, 0, .6], [0, 1, .8]]
+    cfg = TrainConfig(present_target=0.5, absent_target=0.0)
+    # gaps: clip 0: (1-.5), (0-0), (.6-.5); clip 1: 0, 1, .8 (all absent)
+    expected = (0.25 + 0 + 0.01 + 0 + 1 + 0.64) / 6
+    assert float(calibration_loss(audio, prompts, present, cfg)) == pytest.approx(expected)
+    assert TrainConfig().calibration == 0.0  # the bundled weights' recipe has no calibration
+
+
+def test_calibration_metrics_measure_silence_and_absent_events() -> None:
+    from lmaczs_cli.models.small_training import calibration_metrics, embed_scenes
+
+    model = load_small()
+    prompts = W.canonical_prompts()
+    text = model.embed_text(prompts).float()
+    singles = [W.generate_scene(5, i, W.SceneConfig(max_events=1), with_masks=False) for i in range(4)]
+    pairs = [W.generate_scene(6, i, W.SceneConfig(min_events=2, max_events=2), with_masks=False)
+             for i in range(4)]
+    labels = torch.tensor([W.CLASS_KEYS.index(s.classes[0]) for s in singles])
+    single_emb, pair_emb = embed_scenes(model, singles), embed_scenes(model, pairs)
+    got = calibration_metrics(model, single_emb, labels, pairs, pair_emb, seed=0)
+    with torch.no_grad():  # digital silence, by hand
+        silence = model.similarity(model.spectrogram(torch.zeros(1, W.N_SAMPLES))[0], text)
+    assert got["sim_silence_mean"] == pytest.approx(float(silence.mean()), abs=1e-3)
+    s = single_emb.float() @ text.T
+    own = s[torch.arange(4), labels]
+    assert got["sim_present_single"] == pytest.approx(float(own.mean()), abs=1e-3)
+    assert got["sim_absent_single"] == pytest.approx(float((s.sum() - own.sum()) / (s.numel() - 4)), abs=1e-3)

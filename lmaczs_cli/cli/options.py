@@ -175,6 +175,9 @@ Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Linear warm-up ste
 Width = Annotated[int, typer.Option("--width", min=8, help="Decoder channels at the deepest stage.")]
 EnergyGate = Annotated[bool, typer.Option(
     "--energy-gate/--no-energy-gate", help="stft masks: per-bin gate on the clip's energy.")]
+SimilarityInput = Annotated[bool, typer.Option(
+    "--similarity-input/--no-similarity-input",
+    help="The decoder sees the pair's similarity s besides the prompt (off: M(t, h) alone).")]
 LambdaL1 = Annotated[float, typer.Option(
     "--lambda-l1", min=0.0, help="Weight of L1 (what it averages: --l1-on).")]
 LambdaTv = Annotated[float, typer.Option("--lambda-tv", min=0.0, help="Weight of total variation of M.")]
@@ -188,6 +191,9 @@ L1On = Annotated[str, typer.Option(
     "--l1-on", help="L1 averages the mask over 'power' (loud bins cost most), 'energy' or 'mask' (plain).")]
 DivTarget = Annotated[str, typer.Option(
     "--div-target", help="L_div ties mask mean to 'centred' s (minus the clip's mean over prompts) or 's'.")]
+LambdaAbsent = Annotated[float, typer.Option(
+    "--lambda-absent", min=0.0,
+    help="Weight of mean M over unrelated pairs (s at most the batch mean): empty maps for absent prompts.")]
 TrainResume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from latest.pt.")]
 
 # -- synth -------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def _config(v: dict, shared: Shared):
     run = shared.run
     same = ("prompt_template", "val_fraction", "val_size", "synth_scenes", "steps", "max_steps", "val_every",
             "log_every", "save_every", "batch_size", "num_workers", "lr", "weight_decay", "warmup",
-            "mask_domain", "width", "energy_gate", "resume", "preset")
+            "mask_domain", "width", "energy_gate", "sim_input", "resume", "preset")
     return TrainConfig(
         out=str(v["out"]), clap=run.clap, clap_ckpt=run.clap_ckpt,
         tokenizer_dir=str(run.tokenizer_dir) if run.tokenizer_dir else None,
@@ -76,7 +76,8 @@ def _config(v: dict, shared: Shared):
         exclude_folds=parse_folds(v["exclude_folds"], "--exclude-folds"), extra_prompts=extra,
         time_limit=parse_duration(v["time_limit"]), seed=run.seed, precision=run.precision, device=run.device,
         weights={"l1": v["lambda_l1"], "tv": v["lambda_tv"], "out": v["lambda_out"], "div": v["lambda_div"],
-                 "out_pairs": v["out_pairs"], "div_target": v["div_target"], "l1_on": v["l1_on"]},
+                 "out_pairs": v["out_pairs"], "div_target": v["div_target"], "l1_on": v["l1_on"],
+                 "absent": v["lambda_absent"]},
         quiet=shared.quiet, **{k: v[k] for k in same},
     )
 
@@ -110,6 +111,7 @@ def train(
     warmup: o.Warmup = 100,
     width: o.Width = 64,
     energy_gate: o.EnergyGate = True,
+    sim_input: o.SimilarityInput = True,
     lambda_l1: o.LambdaL1 = 0.035,
     lambda_tv: o.LambdaTv = 0.0,
     lambda_out: o.LambdaOut = 0.3,
@@ -117,6 +119,7 @@ def train(
     lambda_div: o.LambdaDiv = 0.15,
     l1_on: o.L1On = "power",
     div_target: o.DivTarget = "centred",
+    lambda_absent: o.LambdaAbsent = 0.0,
     resume: o.TrainResume = False,
     out: o.Out = Path("lmaczs-out/train"),
     *,

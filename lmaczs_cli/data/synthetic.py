@@ -391,8 +391,9 @@ def split_index(i: int, split: str | None) -> int:
     raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
 
 
-def _background(rng: Rng) -> Array:
-    """Coloured Gaussian noise (spectrum ~ f^-alpha/2, alpha in [0, 2]), unit RMS."""
+def background_noise(rng: Rng) -> Array:
+    """A scene's background alone: coloured Gaussian noise (spectrum ~ f^-alpha/2, alpha in
+    [0, 2]), unit RMS, one window long."""
     spec = np.fft.rfft(rng.standard_normal(N_SAMPLES))
     f = np.maximum(np.fft.rfftfreq(N_SAMPLES, 1 / SAMPLE_RATE), 20.0)
     x = np.fft.irfft(spec * f ** (-rng.uniform(0.0, 2.0) / 2), N_SAMPLES)
@@ -435,7 +436,7 @@ def generate_scene(
     silent = rng.random() < cfg.p_silent_background
     if cfg.background and not silent:
         snr = float(rng.uniform(*cfg.snr_db))
-        background = _background(rng) * np.sqrt(max(powers) / 10 ** (snr / 10))
+        background = background_noise(rng) * np.sqrt(max(powers) / 10 ** (snr / 10))
 
     mix = comps.sum(0) + background
     scale = rng.uniform(*cfg.peak) / max(np.max(np.abs(mix)), 1e-12)

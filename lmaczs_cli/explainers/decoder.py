@@ -50,6 +50,9 @@ class DecoderConfig:
     domain: str = "stft"
     width: int = 64
     energy_gate: bool = True  # stft only: per-bin gate on the clip's log-magnitude
+    #: condition on the pair's similarity s as well as the prompt (False: ``c = t`` alone, the
+    #: paper's ``M_theta(t, h)``; the mask's level must then come from the features)
+    sim_input: bool = True
     transpose: list[bool] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +133,8 @@ class MaskDecoder(nn.Module):
 
     @classmethod
     def for_model(
-        cls, model: Any, domain: str = "stft", width: int = 64, energy_gate: bool = True
+        cls, model: Any, domain: str = "stft", width: int = 64, energy_gate: bool = True,
+        sim_input: bool = True,
     ) -> MaskDecoder:
         """Size a decoder for ``model`` from one probe encode of a full window."""
         dev = model.device
@@ -149,6 +153,7 @@ class MaskDecoder(nn.Module):
             domain=domain,
             width=width,
             energy_gate=energy_gate,
+            sim_input=sim_input,
             transpose=[_needs_transpose(s[1], s[2], model.n_mels, model.n_frames) for s in shapes],
         )
         return cls(cfg, model.mel_filterbank()).to(dev)
@@ -168,7 +173,8 @@ class MaskDecoder(nn.Module):
         [N]: which clip; ``magnitude`` [B, F, T]: the clips (for the stft energy gate).
         """
         cfg = self.config
-        cond = torch.cat([text * math.sqrt(cfg.text_dim), 5.0 * sim[:, None]], dim=1).to(text.dtype)
+        cond = torch.cat([text * math.sqrt(cfg.text_dim), 5.0 * sim[:, None] * cfg.sim_input], dim=1)
+        cond = cond.to(text.dtype)
         lat = [
             conv(h.transpose(-1, -2) if tr else h)
             for conv, h, tr in zip(self.laterals, hidden, cfg.transpose, strict=True)

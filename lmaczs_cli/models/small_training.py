@@ -72,6 +72,14 @@ class TrainConfig:
     #: stage 2: text projections refitted on the frozen audio tower, then averaged
     text_refits: int = 3
     refit_epochs: int = 6
+    #: weight of the calibration term: every class prompt's similarity to a clip is pulled to
+    #: ``present_target`` when the class is in the clip and to ``absent_target`` when not,
+    #: for scenes and for event-free clips (silence, background noise alone) alike
+    calibration: float = 0.0
+    present_target: float = 0.5
+    absent_target: float = 0.0
+    #: event-free clips (background noise alone, some digital silence) added to every batch
+    negatives: int = 8
     #: intra-op threads; 1 is the robust choice on a shared 2-core machine (with another busy
     #: process, 2 threads ran ~5x slower than 1), and results differ slightly between counts
     threads: int = 1
@@ -104,6 +112,63 @@ def build_features(
             s.wave = np.empty(0, np.float32)
         scenes += batch
     return feats, scenes
+
+
+def build_negatives(model: SmallClap, seed: int, n: int, chunk: int = 200) -> torch.Tensor:
+    """Features [n, 64, T] (float16) of event-free clips: every tenth digital silence, the rest
+    the world's coloured background noise alone, from as loud as a scene's peak to 35 dB below."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    lo, hi = world.SceneConfig().peak
+    feats = torch.empty(n, model.n_mels, model.n_frames, dtype=torch.float16)
+    for i in range(0, n, chunk):
+        waves = np.zeros((min(n, i + chunk) - i, world.N_SAMPLES), np.float32)
+        for k in range(len(waves)):
+            if (i + k) % 10:
+                x = world.background_noise(rng)
+                waves[k] = x * rng.uniform(lo, hi) * 10 ** (-rng.uniform(0, 35) / 20) / np.abs(x).max()
+        feats[i : i + len(waves)] = features(model, waves).half()
+    return feats
+
+
+class ClassPrompts:
+    """Zero-shot prompts of every class in its canonical and training wordings (MiniLM embeddings).
+
+    ``sample`` draws one wording per class, so the calibration term reaches the class's meaning
+    rather than one sentence (held-out paraphrases are never among them).
+    """
+
+    def __init__(self) -> None:
+        texts, owner = [], []
+        for c, key in enumerate(world.CLASS_KEYS):
+            cls = world.CLASSES[key]
+            for phrase in (cls.name, *cls.train):
+                texts.append(world.PROMPT_TEMPLATE.format(phrase))
+                owner.append(c)
+        self.base = minilm_embed(texts)
+        self.owner = torch.tensor(owner)
+        self.n_classes = len(world.CLASS_KEYS)
+
+    def sample(self, gen: torch.Generator) -> torch.Tensor:
+        """[C, 384]: one random wording per class, in class order."""
+        pick = []
+        for c in range(self.n_classes):
+            rows = (self.owner == c).nonzero()[:, 0]
+            pick.append(rows[torch.randint(len(rows), (1,), generator=gen)])
+        return self.base[torch.cat(pick)]
+
+
+def class_bits(sets: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """[N, C] bool: is class c in each clip's class set (``scene_set`` bit masks)."""
+    return (sets[:, None] >> torch.arange(n_classes)) & 1 == 1
+
+
+def calibration_loss(
+    audio: torch.Tensor, prompts: torch.Tensor, present: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """Mean squared gap between each (clip, class prompt) similarity and its target:
+    ``present_target`` for classes in the clip, ``absent_target`` for the others."""
+    target = torch.where(present, cfg.present_target, cfg.absent_target)
+    return (audio @ prompts.T - target).pow(2).mean()
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -168,6 +233,9 @@ def train(cfg: TrainConfig, log=print) -> SmallClap:
     )
     val_labels = torch.tensor([world.CLASS_KEYS.index(s.classes[0]) for s in val_scenes])
     prompt_base = minilm_embed(world.canonical_prompts())
+    calibrate = cfg.calibration > 0
+    class_prompts = ClassPrompts() if calibrate else None
+    negatives = build_negatives(model, cfg.seed, max(cfg.negatives * 50, 1)) if calibrate else None
 
     steps_per_epoch = cfg.n_train // cfg.batch_size
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -180,12 +248,21 @@ def train(cfg: TrainConfig, log=print) -> SmallClap:
         total = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = augment(feats[idx].float(), cfg, gen)
-            audio = model.encode_features(x).embedding
+            neg = torch.randint(len(negatives), (cfg.negatives,), generator=gen) if calibrate else idx[:0]
+            x = feats[idx] if not calibrate else torch.cat([feats[idx], negatives[neg]])
+            x = augment(x.float(), cfg, gen)
+            audio_all = model.encode_features(x).embedding
+            audio = audio_all[: len(idx)]
             tb = text_base[text_idx[idx]]
             text = model.project_text(tb + cfg.text_noise * torch.randn(tb.shape, generator=gen))
             loss = clip_loss(audio, text, model.log_logit_scale.exp(), sets[idx])
             loss = loss + cfg.text_geometry * geometry_loss(model.project_text(tb), tb)
+            if calibrate:
+                n_cls = class_prompts.n_classes
+                present = torch.cat([class_bits(sets[idx], n_cls),
+                                     torch.zeros(len(neg), n_cls, dtype=torch.bool)])
+                prompts = model.project_text(class_prompts.sample(gen))
+                loss = loss + cfg.calibration * calibration_loss(audio_all, prompts, present, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -204,7 +281,10 @@ def train(cfg: TrainConfig, log=print) -> SmallClap:
     with torch.no_grad():
         audio = torch.cat([model.encode_features(feats[i : i + 200].float()).embedding
                            for i in range(0, len(feats), 200)])
-    refit_text(model, audio, text_base[text_idx], sets, cfg, gen)
+        neg_audio = None if not calibrate else torch.cat([
+            model.encode_features(negatives[i : i + 200].float()).embedding
+            for i in range(0, len(negatives), 200)])
+    refit_text(model, audio, text_base[text_idx], sets, cfg, gen, neg_audio, class_prompts)
     log(f"text projection refitted x{cfg.text_refits} ({time.time() - t0:.0f}s)")
     return model.eval()
 
@@ -216,14 +296,18 @@ def refit_text(
     sets: torch.Tensor,
     cfg: TrainConfig,
     gen: torch.Generator,
+    neg_audio: torch.Tensor | None = None,
+    class_prompts: ClassPrompts | None = None,
 ) -> None:
     """Stage 2: fit the text projection anew against the trained, frozen audio embeddings.
 
     Fitted ``cfg.text_refits`` times from different initialisations; the fits are
     averaged (before normalisation, so the average is again one linear map). On
     held-out *development* paraphrases this generalises better than the
-    projection co-trained with the audio tower.
+    projection co-trained with the audio tower. With ``neg_audio`` (event-free clips' embeddings)
+    and ``class_prompts``, the calibration term of stage 1 is kept here too.
     """
+    calibrate = cfg.calibration > 0 and neg_audio is not None and class_prompts is not None
     weights, biases, scales = [], [], []
     steps = cfg.refit_epochs * (len(audio) // cfg.batch_size)
     for _ in range(cfg.text_refits):
@@ -241,6 +325,14 @@ def refit_text(
             noisy = F.normalize(proj(tb + cfg.text_noise * torch.randn(tb.shape, generator=gen)), dim=-1)
             loss = clip_loss(audio[idx], noisy, log_scale.exp(), sets[idx])
             loss = loss + cfg.text_geometry * geometry_loss(F.normalize(proj(tb), dim=-1), tb)
+            if calibrate:
+                neg = torch.randint(len(neg_audio), (cfg.negatives,), generator=gen)
+                n_cls = class_prompts.n_classes
+                present = torch.cat([class_bits(sets[idx], n_cls),
+                                     torch.zeros(len(neg), n_cls, dtype=torch.bool)])
+                prompts = F.normalize(proj(class_prompts.sample(gen)), dim=-1)
+                both = torch.cat([audio[idx], neg_audio[neg]])
+                loss = loss + cfg.calibration * calibration_loss(both, prompts, present, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -286,11 +378,13 @@ def evaluate(model: SmallClap, n: int = 500, seed: int = EVAL_SEED) -> dict[str,
     pairs_cfg = world.SceneConfig(min_events=2, max_events=2)
     pairs = world.SyntheticDataset(n, seed + 1, "test", pairs_cfg)
     pscenes = [pairs.scene(i, with_masks=False) for i in range(n)]
-    sim = model.embed_text([s.caption for s in pscenes]) @ embed_scenes(model, pscenes).T
+    pair_audio = embed_scenes(model, pscenes)
+    sim = model.embed_text([s.caption for s in pscenes]) @ pair_audio.T
     rank = sim.argsort(1, descending=True).cpu()
     hit = rank == torch.arange(n)[:, None]
     sets = torch.tensor([scene_set(s) for s in pscenes])
     return {
+        **calibration_metrics(model, audio, labels, pscenes, pair_audio, seed),
         "zero_shot_top1_canonical": top1(world.canonical_prompts()),
         "zero_shot_top1_heldout_paraphrases": round(sum(heldout) / len(heldout), 2),
         "zero_shot_top1_heldout_per_set": heldout,
@@ -301,6 +395,46 @@ def evaluate(model: SmallClap, n: int = 500, seed: int = EVAL_SEED) -> dict[str,
         "n_single": n,
         "n_pairs": n,
         "eval_seed": seed,
+    }
+
+
+@torch.no_grad()
+def calibration_metrics(
+    model: SmallClap,
+    single: torch.Tensor,
+    labels: torch.Tensor,
+    pscenes: list[world.Scene],
+    pairs: torch.Tensor,
+    seed: int,
+) -> dict[str, float]:
+    """Canonical prompts' similarities: to present and absent events (single-event clips and
+    two-event scenes), to digital silence and to background noise alone (20 clips).
+
+    What an empty mask reproduces for an absent prompt is the silence/noise similarity: a
+    faithful empty mask needs it close to the absent one.
+    """
+    text = model.embed_text(world.canonical_prompts()).float()
+    n_cls = len(world.CLASS_KEYS)
+    pair_present = class_bits(torch.tensor([scene_set(s) for s in pscenes]), n_cls)
+    s_pairs = pairs.float() @ text.T
+    s_single = single.float() @ text.T
+    one_hot = torch.nn.functional.one_hot(labels.to(s_single.device), n_cls).bool()
+    negs = build_negatives(model, seed, 20)
+    s_noise = model.encode_features(negs[1:].float().to(model.device)).embedding.float() @ text.T
+    s_silence = model.encode_features(negs[:1].float().to(model.device)).embedding.float() @ text.T
+
+    def r(x: torch.Tensor) -> float:
+        return round(float(x), 4)
+
+    return {
+        "sim_present_single": r(s_single[one_hot].mean()),
+        "sim_absent_single": r(s_single[~one_hot].mean()),
+        "sim_present_pairs": r(s_pairs[pair_present].mean()),
+        "sim_absent_pairs": r(s_pairs[~pair_present].mean()),
+        "sim_silence_mean": r(s_silence.mean()),
+        "sim_silence_max": r(s_silence.max()),
+        "sim_noise_mean": r(s_noise.mean()),
+        "sim_noise_max": r(s_noise.max()),
     }
 
 
@@ -340,6 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=TrainConfig.n_train)
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--threads", type=int, default=TrainConfig.threads)
+    p.add_argument("--calibration", type=float, default=TrainConfig.calibration,
+                   help="weight of the class-prompt calibration term (0: off)")
+    p.add_argument("--present-target", type=float, default=TrainConfig.present_target)
+    p.add_argument("--absent-target", type=float, default=TrainConfig.absent_target)
+    p.add_argument("--negatives", type=int, default=TrainConfig.negatives,
+                   help="event-free clips added to every batch")
     p.add_argument("--evaluate", action="store_true", help="only print the acceptance numbers")
     p.add_argument("--ckpt", help="weights to evaluate (default: the bundled ones)")
     a = p.parse_args(argv)
@@ -349,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.out is None:
         p.error("--out is required for training")
-    cfg = TrainConfig(seed=a.seed, n_train=a.n_train, epochs=a.epochs, threads=a.threads)
+    cfg = TrainConfig(seed=a.seed, n_train=a.n_train, epochs=a.epochs, threads=a.threads,
+                      calibration=a.calibration, present_target=a.present_target,
+                      absent_target=a.absent_target, negatives=a.negatives)
     t0 = time.time()
     model = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     wall = time.time() - t0

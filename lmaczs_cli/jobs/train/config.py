@@ -51,6 +51,8 @@ class TrainConfig:
     mask_domain: str = "stft"
     width: int = 64
     energy_gate: bool = True
+    #: the decoder sees the pair's similarity s besides the prompt (False: M_theta(t, h) alone)
+    sim_input: bool = True
     weights: dict[str, float | str] = field(default_factory=lambda: LossWeights().to_dict())
     resume: bool = False
     quiet: bool = False

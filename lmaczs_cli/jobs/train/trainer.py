@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from lmaczs_cli import __version__
 from lmaczs_cli.checkpoints import check_compatible, decoder_payload, read_checkpoint, save_checkpoint
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.explainers.decoder import DOMAINS, MaskDecoder
+from lmaczs_cli.explainers.decoder import DOMAINS, DecoderConfig, MaskDecoder
 from lmaczs_cli.explainers.lmaczs import LMACZS
 from lmaczs_cli.jobs.train import distributed as D
 from lmaczs_cli.jobs.train.config import TrainConfig, TrainResult, lr_lambda
@@ -152,7 +152,8 @@ class Trainer:
 
     def _build_optimisation(self) -> None:
         cfg, info = self.cfg, self.info
-        self.decoder = MaskDecoder.for_model(self.model, cfg.mask_domain, cfg.width, cfg.energy_gate)
+        self.decoder = MaskDecoder.for_model(self.model, cfg.mask_domain, cfg.width, cfg.energy_gate,
+                                             cfg.sim_input)
         net: torch.nn.Module = self.decoder
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -174,12 +175,13 @@ class Trainer:
             return False
         ckpt = read_checkpoint(self.latest)
         check_compatible(ckpt, self.model.spec_id(), self.cfg.mask_domain, self.latest)
-        if ckpt["decoder_config"] != self.decoder.config.to_dict():
-            saved = ckpt["decoder_config"]
+        saved = DecoderConfig.from_dict(ckpt["decoder_config"]).to_dict()  # older ones: defaults
+        if saved != self.decoder.config.to_dict():
             raise UsageError(
                 f"{self.latest}: the saved decoder (width {saved['width']}, energy gate "
-                f"{saved['energy_gate']}) differs from the one asked for (width {self.cfg.width}, "
-                f"energy gate {self.cfg.energy_gate}); resume with the same options"
+                f"{saved['energy_gate']}, similarity input {saved['sim_input']}) differs from the one "
+                f"asked for (width {self.cfg.width}, energy gate {self.cfg.energy_gate}, similarity "
+                f"input {self.cfg.sim_input}); resume with the same options"
             )
         self.decoder.load_state_dict(ckpt["decoder"])
         ts = ckpt["train_state"]
