@@ -124,6 +124,12 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def batch_mean(sims: torch.Tensor, global_sum: SumFn) -> torch.Tensor:
+    """The mean similarity over the global batch: the line between L_out's and L_abs's pairs."""
+    n = global_sum(torch.tensor(float(sims.numel()), device=sims.device))
+    return global_sum(sims.sum()) / n
+
+
 def _out_pairs(
     sims: torch.Tensor, own: torch.Tensor, mode: str, global_sum: SumFn
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
@@ -132,8 +138,7 @@ def _out_pairs(
     rows = torch.arange(b, device=sims.device)
     if mode == "own":
         return rows, own, 0.0
-    n = global_sum(torch.tensor(float(sims.numel()), device=sims.device))
-    tau = global_sum(sims.sum()) / n
+    tau = batch_mean(sims, global_sum)
     sel = sims > tau
     sel[rows, own] = True
     ci, pj = sel.nonzero(as_tuple=True)
@@ -242,9 +247,7 @@ def lmaczs_objective(
         total = total + weights.out * l_out
         parts["out"] = l_out
     if weights.absent > 0:
-        n_all = global_sum(torch.tensor(float(sims.numel()), device=sims.device))
-        tau_all = global_sum(sims.sum()) / n_all
-        unrelated = sims <= tau_all
+        unrelated = sims <= batch_mean(sims, global_sum)
         unrelated[torch.arange(b, device=sims.device), own] = False
         l_abs = global_sum((mask_means * unrelated).sum()) / global_sum(unrelated.sum().float()).clamp_min(1)
         total = total + weights.absent * l_abs

@@ -171,6 +171,16 @@ def calibration_loss(
     return (audio @ prompts.T - target).pow(2).mean()
 
 
+def calibration_term(
+    audio: torch.Tensor, prompts: torch.Tensor, sets: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """:func:`calibration_loss` for ``audio`` = the scenes with class sets ``sets`` followed by
+    event-free clips (every class absent)."""
+    present = torch.zeros(len(audio), prompts.shape[0], dtype=torch.bool, device=audio.device)
+    present[: len(sets)] = class_bits(sets, prompts.shape[0])
+    return calibration_loss(audio, prompts, present, cfg)
+
+
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     """Random gain (silent bins stay silent) and SpecAugment-style bands set to silence."""
     b, m, t = x.shape
@@ -258,11 +268,8 @@ def train(cfg: TrainConfig, log=print) -> SmallClap:
             loss = clip_loss(audio, text, model.log_logit_scale.exp(), sets[idx])
             loss = loss + cfg.text_geometry * geometry_loss(model.project_text(tb), tb)
             if calibrate:
-                n_cls = class_prompts.n_classes
-                present = torch.cat([class_bits(sets[idx], n_cls),
-                                     torch.zeros(len(neg), n_cls, dtype=torch.bool)])
                 prompts = model.project_text(class_prompts.sample(gen))
-                loss = loss + cfg.calibration * calibration_loss(audio_all, prompts, present, cfg)
+                loss = loss + cfg.calibration * calibration_term(audio_all, prompts, sets[idx], cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -327,12 +334,9 @@ def refit_text(
             loss = loss + cfg.text_geometry * geometry_loss(F.normalize(proj(tb), dim=-1), tb)
             if calibrate:
                 neg = torch.randint(len(neg_audio), (cfg.negatives,), generator=gen)
-                n_cls = class_prompts.n_classes
-                present = torch.cat([class_bits(sets[idx], n_cls),
-                                     torch.zeros(len(neg), n_cls, dtype=torch.bool)])
                 prompts = F.normalize(proj(class_prompts.sample(gen)), dim=-1)
                 both = torch.cat([audio[idx], neg_audio[neg]])
-                loss = loss + cfg.calibration * calibration_loss(both, prompts, present, cfg)
+                loss = loss + cfg.calibration * calibration_term(both, prompts, sets[idx], cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
