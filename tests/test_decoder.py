@@ -157,23 +157,28 @@ def test_registry(model: FakeModel, tmp_path) -> None:
 def test_export_names_the_decoder_by_its_domain(tmp_path) -> None:
     import json
 
+    from lmaczs_cli.checkpoints import FORMAT
     from lmaczs_cli.jobs.groundtruth import export_decoder
 
     for domain, name in (("stft", "decoder"), ("mel", "decoder_mel")):
         run = tmp_path / domain
         run.mkdir()
-        (run / "best.pt").write_bytes(domain.encode())
+        # best.pt holds step 6 (as with --select last), not the lowest validation loss (step 3)
+        torch.save({"format": FORMAT, "format_version": 1, "domain": domain, "metrics": {"step": 6}},
+                   run / "best.pt")
         cfg = {"argv": ["lmaczs", "train", "--mask-domain", domain], "seed": 0, "model_spec": {},
                "mask_domain": domain, "decoder_config": {}, "weights": {}, "lmaczs_version": "x",
                "torch_version": "y"}
         (run / "config.json").write_text(json.dumps(cfg))
-        (run / "log.jsonl").write_text(json.dumps({"event": "val", "step": 3, "val_loss": 0.1,
-                                                   "mae": 0.02, "time": 5.0}) + "\n")
+        (run / "log.jsonl").write_text("".join(json.dumps({"event": "val", "step": k, "val_loss": loss,
+                                                           "mae": mae, "time": 5.0}) + "\n"
+                                               for k, loss, mae in ((3, 0.1, 0.02), (6, 0.2, 0.03))))
         export_decoder(run, tmp_path / "assets", {"groundtruth": {"pointing": 0.5}})
-        assert (tmp_path / "assets" / f"{name}.pt").read_bytes() == domain.encode()
+        assert torch.load(tmp_path / "assets" / f"{name}.pt", weights_only=True)["domain"] == domain
         card = json.loads((tmp_path / "assets" / f"{name}_card.json").read_text())
         assert card["mask_domain"] == domain and card["command"] == f"lmaczs train --mask-domain {domain}"
-        assert card["val_metrics"] == {"mae": 0.02} and card["groundtruth"] == {"pointing": 0.5}
+        assert card["best_step"] == 6 and card["steps"] == 6
+        assert card["val_metrics"] == {"mae": 0.03} and card["groundtruth"] == {"pointing": 0.5}
     assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == [
         "decoder.pt", "decoder_card.json", "decoder_mel.pt", "decoder_mel_card.json"
     ]

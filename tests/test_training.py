@@ -71,6 +71,23 @@ def test_outputs_and_refusal_to_overwrite(tmp_path: Path) -> None:
         _run(_cfg(tmp_path, steps=4))
 
 
+def test_select_decides_which_decoder_best_pt_holds(tmp_path: Path) -> None:
+    # lr 0.2 overshoots on the toy clips: the lowest validation loss is an early step
+    by_val = _run(_cfg(tmp_path / "val", steps=8, val_every=2, lr=0.2))
+    vals = [json.loads(x) for x in (tmp_path / "val" / "log.jsonl").read_text().splitlines()]
+    vals = [v for v in vals if v["event"] == "val"]
+    assert [v["step"] for v in vals] == [2, 4, 6, 8]
+    assert by_val.best_step == min(vals, key=lambda v: v["val_loss"])["step"] < 8
+    assert read_checkpoint(tmp_path / "val" / "best.pt")["metrics"]["step"] == by_val.best_step
+    last = _run(_cfg(tmp_path / "last", steps=8, val_every=2, lr=0.2, select="last"))
+    assert last.best_step == 8
+    saved = read_checkpoint(tmp_path / "last" / "best.pt")["decoder"]
+    for k, v in last.decoder.state_dict().items():
+        assert torch.equal(saved[k].cpu(), v.cpu()), k
+    with pytest.raises(UsageError, match="--select 'first'"):
+        _run(_cfg(tmp_path / "bad", select="first"))
+
+
 class OtherModel(FakeModel):
     name = "other"
     n_mels = 24
@@ -213,6 +230,7 @@ def test_preset_fills_what_the_command_line_left_at_its_default(tmp_path: Path) 
     assert cfg["preset"] == "small"
     assert (cfg["steps"], cfg["val_size"], cfg["num_workers"]) == (2, 4, 0)  # given on the command line
     assert (cfg["batch_size"], cfg["val_every"]) == (6, 60)  # from the preset
+    assert (cfg["weights"]["absent"], cfg["select"]) == (0.3, "last")
     assert len(cfg["extra_prompts"]) == 10  # the preset's --labels synth
     r = CliRunner().invoke(app, ["train", "--clap", "fake", "--data", "synth", "--preset", "nope",
                                  "--out", str(out)])

@@ -194,6 +194,9 @@ DivTarget = Annotated[str, typer.Option(
 LambdaAbsent = Annotated[float, typer.Option(
     "--lambda-absent", min=0.0,
     help="Weight of mean M over unrelated pairs (s at most the batch mean): empty maps for absent prompts.")]
+Select = Annotated[str, typer.Option(
+    "--select", help="Which decoder best.pt holds: 'val' (lowest validation loss) or 'last' (the last "
+    "validated step; with --lambda-absent, early near-empty masks validate best).")]
 TrainResume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from latest.pt.")]
 
 # -- synth -------------------------------------------------------------------------------

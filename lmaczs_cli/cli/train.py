@@ -68,7 +68,7 @@ def _config(v: dict, shared: Shared):
     run = shared.run
     same = ("prompt_template", "val_fraction", "val_size", "synth_scenes", "steps", "max_steps", "val_every",
             "log_every", "save_every", "batch_size", "num_workers", "lr", "weight_decay", "warmup",
-            "mask_domain", "width", "energy_gate", "sim_input", "resume", "preset")
+            "mask_domain", "width", "energy_gate", "sim_input", "select", "resume", "preset")
     return TrainConfig(
         out=str(v["out"]), clap=run.clap, clap_ckpt=run.clap_ckpt,
         tokenizer_dir=str(run.tokenizer_dir) if run.tokenizer_dir else None,
@@ -120,6 +120,7 @@ def train(
     l1_on: o.L1On = "power",
     div_target: o.DivTarget = "centred",
     lambda_absent: o.LambdaAbsent = 0.0,
+    select: o.Select = "val",
     resume: o.TrainResume = False,
     out: o.Out = Path("lmaczs-out/train"),
     *,

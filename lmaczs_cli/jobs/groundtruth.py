@@ -343,13 +343,15 @@ def oracle_ceiling(
 def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
     """Copy ``run_dir/best.pt`` to ``dest/decoder.pt`` and write ``dest/decoder_card.json``
     (``decoder_mel.pt`` and ``decoder_mel_card.json`` for a mel-domain run)."""
+    from lmaczs_cli.checkpoints import read_checkpoint
     from lmaczs_cli.explainers.lmaczs import bundled_decoder_name
     from lmaczs_cli.outputs import atomic_path, write_text_atomic
 
     cfg = json.loads((run_dir / "config.json").read_text())
     log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
     vals = [r for r in log if r["event"] == "val"]
-    best = min(vals, key=lambda r: r["val_loss"]) if vals else {}
+    held = read_checkpoint(run_dir / "best.pt").get("metrics", {}).get("step")  # --select may not be "val"
+    best = next((r for r in vals if r["step"] == held), {})
     name = bundled_decoder_name(cfg["mask_domain"])
     dest.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest / name) as tmp:
@@ -358,7 +360,7 @@ def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
         "command": "lmaczs " + " ".join(cfg.get("argv", [])[1:]),
         "seed": cfg["seed"],
         "steps": log[-1]["step"] if log else None,
-        "best_step": best.get("step"),
+        "best_step": held,
         "wall_seconds": log[-1]["time"] if log else None,
         "model_spec": cfg["model_spec"],
         "mask_domain": cfg["mask_domain"],

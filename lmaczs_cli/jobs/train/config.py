@@ -11,6 +11,8 @@ from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.objective import LossWeights
 from lmaczs_cli.runtime import DEFAULT_MODEL
 
+#: what ``best.pt`` follows (``TrainConfig.select``)
+SELECT = ("val", "last")
 DATA_SETS = ("clotho", "audiocaps", "manifest", "synth", "esc50", "us8k")
 
 
@@ -53,6 +55,8 @@ class TrainConfig:
     energy_gate: bool = True
     #: the decoder sees the pair's similarity s besides the prompt (False: M_theta(t, h) alone)
     sim_input: bool = True
+    #: which decoder best.pt holds: "val" (lowest validation loss) or "last" (the latest validated step)
+    select: str = "val"
     weights: dict[str, float | str] = field(default_factory=lambda: LossWeights().to_dict())
     resume: bool = False
     quiet: bool = False

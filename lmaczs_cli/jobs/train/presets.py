@@ -20,7 +20,7 @@ _REAL_CLAP: dict[str, Any] = {
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "small": ("the bundled small model on its synthetic world (the shipped decoders' recipe)",
               {"steps": 360, "batch_size": 6, "val_every": 60, "val_size": 48, "num_workers": 1,
-               "labels": "synth"}),
+               "labels": "synth", "lambda_absent": 0.3, "select": "last"}),
     "laion": ("LAION-CLAP (laion-htsat-tiny/base): Clotho, as the paper's decoders", _REAL_CLAP),
     "ms-clap-2022": ("Microsoft CLAP 2022, the paper's model: Clotho or its full training mix", _REAL_CLAP),
     "ms-clap-2023": ("Microsoft CLAP 2023 (HTSAT + GPT-2)", _REAL_CLAP),

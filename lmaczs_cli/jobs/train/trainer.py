@@ -33,7 +33,7 @@ from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.decoder import DOMAINS, DecoderConfig, MaskDecoder
 from lmaczs_cli.explainers.lmaczs import LMACZS
 from lmaczs_cli.jobs.train import distributed as D
-from lmaczs_cli.jobs.train.config import TrainConfig, TrainResult, lr_lambda
+from lmaczs_cli.jobs.train.config import SELECT, TrainConfig, TrainResult, lr_lambda
 from lmaczs_cli.jobs.train.data import build_datasets, collate_records, set_epoch
 from lmaczs_cli.jobs.train.log import TrainLog
 from lmaczs_cli.jobs.train.state import rng_state, set_rng_state
@@ -87,6 +87,8 @@ class Trainer:
         self.t_start = time.monotonic()
         if cfg.mask_domain not in DOMAINS:
             raise UsageError(f"--mask-domain {cfg.mask_domain!r}: expected one of {', '.join(DOMAINS)}")
+        if cfg.select not in SELECT:
+            raise UsageError(f"--select {cfg.select!r}: expected one of {', '.join(SELECT)}")
         if cfg.steps < 1:
             raise UsageError("--steps must be at least 1")
         check_precision(cfg.precision)
@@ -318,14 +320,16 @@ class Trainer:
         return False
 
     def validate(self) -> dict[str, float]:
-        """Validation metrics now; ``best.pt`` is rewritten when the validation loss improves."""
+        """Validation metrics now; ``best.pt`` is rewritten when the validation loss improves
+        (every time with ``select="last"``)."""
         metrics = validate(self.model, self.decoder, self.val_set, self.cfg, self.info, self.weights,
                            self.collate_fn, self.on_error, self.val_cache)
         self.val_step, self.last_val = self.step, metrics
         if metrics["pairs"] == 0:
             self.say("validation gave no (clip, prompt) pairs (empty or unreadable set, "
                      "or one caption only): best.pt follows the latest step")
-        improved = metrics["val_loss"] < self.best or (metrics["pairs"] == 0 and math.isinf(self.best))
+        improved = (metrics["val_loss"] < self.best or self.cfg.select == "last"
+                    or (metrics["pairs"] == 0 and math.isinf(self.best)))
         if improved and metrics["pairs"]:
             self.best = metrics["val_loss"]
         self.log.write({"event": "val", "step": self.step, **metrics, "time": round(self.elapsed(), 2)})
