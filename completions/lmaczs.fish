@@ -161,6 +161,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from train' -l lambda-div -r -d 'W
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l l1-on -r -d 'L1 averages the mask over '\''power'\'' (loud bins cost most), '\''energy'\'' or '\''mask'\'' (plain).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l div-target -r -d 'L_div ties mask mean to '\''centred'\'' s (minus the clip'\''s mean over prompts) or '\''s'\''.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l lambda-absent -r -d 'Weight of mean M over unrelated pairs (s at most the batch mean): empty maps for absent prompts.'
+complete -c lmaczs -n '__fish_seen_subcommand_from train' -l select -r -d 'Which decoder best.pt holds: '\''val'\'' (lowest validation loss) or '\''last'\'' (the last validated step; with --lambda-absent, early near-empty masks validate best).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run in --out from latest.pt.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l out -s o -r -d 'Output folder; nothing is written outside it.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l clap -r -d 'Zero-shot model: laion-htsat-tiny, laion-htsat-base, ms-clap-2022 (the paper'\''s), ms-clap-2023, hf-htsat-tiny, hf-htsat-base, hf:<repo-id-or-folder> (Hugging Face ClapModel), or '\''small'\'' (bundled, offline).'
