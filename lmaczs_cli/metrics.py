@@ -171,6 +171,10 @@ def normalise_01(maps: torch.Tensor) -> torch.Tensor:
     return out.reshape(maps.shape)
 
 
+#: maps per torchmetrics SSIM call (its memory grows with the batch)
+SSIM_CHUNK = 4
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor, normalise: bool = True) -> torch.Tensor:
     """Per-sample SSIM between explanation maps a, b: [B, H, W] -> [B] (float64).
 
@@ -192,9 +196,15 @@ def ssim(a: torch.Tensor, b: torch.Tensor, normalise: bool = True) -> torch.Tens
     # torchmetrics' Gaussian window has 2 * int(3.5 sigma + 0.5) + 1 taps and reflect-pads by
     # half of it, which must stay below the map size: sigma shrinks for maps under 7 bins.
     sigma = min(1.5, (m - 1) / 3.5)
-    return structural_similarity_index_measure(
-        a[:, None], b[:, None], data_range=1.0, sigma=sigma, reduction="none"
-    )
+    # torchmetrics holds ~0.6 GB per 257 x 501 map pair: a few maps at a time keep it bounded
+    # (50 esc50-mini clips at once asked for 31 GB)
+    return torch.cat([
+        structural_similarity_index_measure(
+            a[i : i + SSIM_CHUNK, None], b[i : i + SSIM_CHUNK, None], data_range=1.0, sigma=sigma,
+            reduction="none",
+        ).reshape(-1)
+        for i in range(0, a.shape[0], SSIM_CHUNK)
+    ]) if a.shape[0] else a.new_zeros(0)
 
 
 # -- §8 dataset shift ----------------------------------------------------------------------

@@ -155,6 +155,11 @@ def test_ssim_identical_noisy_and_against_torchmetrics():
     assert (M.ssim(a, a + 1.0 * torch.rand(3, 24, 40, generator=g)) < s).all()
     small = torch.rand(2, 4, 30, generator=g)
     torch.testing.assert_close(M.ssim(small, small), torch.ones(2, dtype=torch.float64))
+    # computed a few maps at a time: a batch across chunk borders gives each map's own SSIM
+    n = 2 * M.SSIM_CHUNK + 1
+    x, y = torch.rand(n, 24, 40, generator=g), torch.rand(n, 24, 40, generator=g)
+    one_by_one = torch.cat([M.ssim(x[i : i + 1], y[i : i + 1]) for i in range(n)])
+    torch.testing.assert_close(M.ssim(x, y), one_by_one)
 
 
 # -- Fréchet distance ----------------------------------------------------------------------
