@@ -37,7 +37,7 @@ sum over every DDP rank (identity in one process), so a run on W ranks with B
 clips each optimises exactly the loss of one process with W*B clips (every rank
 holds the same prompts, gathered from all ranks, so the centring is the same too).
 
-Default weights, tuned on the bundled small model and synthetic scenes
+Default weights, tuned on the previous (uncalibrated) bundled small model and synthetic scenes
 (held-out ground truth; see ``lmaczs_cli/assets/small/decoder_card.json`` and
 the README's "Known limits" for the variants tried):
 
@@ -53,8 +53,10 @@ weight          default     why
 ``out_pairs``   matching    "own" (the spec's term) barely localises
 ``div``         0.15        with ``centred``: mask-mean AUC 0.95 (0.05: 0.925)
 ``div_target``  centred     see above
-``absent``      0.0         on a calibrated small model 0.3 gives absent/present
-                            mask means 0.10 (0.60 without) but |s-s~| 0.066
+``absent``      0.0         0.3 for the bundled decoders (``--preset small``, on the
+                            calibrated bundled model): absent/present mask means
+                            0.03 (0.60 without), maps vanish under randomisation,
+                            but |s-s~| 0.073 and pointing 0.50 (0.665 without)
 ==============  ==========  ======================================================
 """
 
