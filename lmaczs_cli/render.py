@@ -189,6 +189,6 @@ def render_ssim(path: Path | str, summary: list[dict], mode: str, pass_ssim: flo
     ax.set_xlabel(f"randomised block ({mode}, from the output side)")
     ax.set_ylabel("SSIM to the intact model's map")
     ax.set_ylim(-0.05, 1.05)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: never over the curves
     fig.tight_layout()
     return _save(fig, path)

@@ -59,7 +59,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         {"state": res.decoder.state_dict(), "accessed": ds.accessed, "val": res.val},
         Path(out) / f"rank{rank}.pt",
     )
-    dist.destroy_process_group()
+    assert not dist.is_initialized()  # train() leaves the group it joined (exiting inside can abort)
 
 
 def test_two_gloo_ranks_match_one_process(tmp_path: Path) -> None:

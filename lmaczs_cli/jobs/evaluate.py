@@ -180,9 +180,12 @@ class _Samples:
             return read_csv(self.out.path / "samples.csv")
         import torch.distributed as dist
 
-        if not dist.is_initialized():
+        owns = not dist.is_initialized()
+        if owns:
             dist.init_process_group("gloo")
         dist.barrier()
+        if owns:  # leave it: exiting with gloo's threads alive can abort the process
+            dist.destroy_process_group()
         if self.rank != 0:
             return None
         parts = [self.out.path / f"samples.rank{r}.csv" for r in range(self.world)]

@@ -20,6 +20,8 @@ class DistInfo:
     world: int
     local_rank: int
     device: torch.device
+    #: this process joined the group itself (``setup_distributed``) and leaves it (``teardown``)
+    owns_group: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -41,9 +43,17 @@ def setup_distributed(device_spec: str) -> DistInfo:
     if dev.type == "cuda":
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method="env://")
-    return DistInfo(rank, world, local, dev)
+    return DistInfo(rank, world, local, dev, owns)
+
+
+def teardown(info: DistInfo) -> None:
+    """Leave the process group ``setup_distributed`` joined. A process that exits with its gloo
+    threads still running can abort ("terminate called without an active exception")."""
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def make_global_sum(info: DistInfo) -> Callable[[torch.Tensor], torch.Tensor]:

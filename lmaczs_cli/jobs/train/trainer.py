@@ -63,10 +63,14 @@ def train(
     """
     np.finfo(np.float32), np.finfo(np.float64)  # numpy probes its limits before the flush
     torch.set_flush_denormal(True)
+    trainer = None
     try:
-        return Trainer(cfg, model, train_set, val_set, collate_fn, reporter).run()
+        trainer = Trainer(cfg, model, train_set, val_set, collate_fn, reporter)
+        return trainer.run()
     finally:
         torch.set_flush_denormal(False)
+        if trainer is not None:
+            D.teardown(trainer.info)
 
 
 def loss_weights(cfg: TrainConfig) -> LossWeights:
