@@ -115,6 +115,13 @@ def build_features(
     return feats, scenes
 
 
+@torch.no_grad()
+def embed_features(model: SmallClap, feats: torch.Tensor, chunk: int = 200) -> torch.Tensor:
+    """Audio embeddings of log-mel features [N, 64, T] (any float dtype), ``chunk`` clips at a time."""
+    return torch.cat([model.encode_features(feats[i : i + chunk].float().to(model.device)).embedding
+                      for i in range(0, len(feats), chunk)])
+
+
 def build_negatives(model: SmallClap, seed: int, n: int, chunk: int = 200) -> torch.Tensor:
     """Features [n, 64, T] (float16) of event-free clips: every tenth digital silence, the rest
     the world's coloured background noise alone, from as loud as a scene's peak to 35 dB below."""
@@ -280,18 +287,13 @@ def train(cfg: TrainConfig, log=print) -> SmallClap:
             total += float(loss.detach())
         model.eval()
         with torch.no_grad():
-            emb = torch.cat([model.encode_features(val_feats[i : i + 100].float()).embedding
-                             for i in range(0, len(val_feats), 100)])
+            emb = embed_features(model, val_feats, 100)
             acc = (emb @ model.project_text(prompt_base).T).argmax(1).eq(val_labels).float().mean()
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / steps_per_epoch:.3f}, "
             f"valid top-1 {100 * float(acc):.1f}%, scale {model.logit_scale:.1f} "
             f"({time.time() - t0:.0f}s)")
-    with torch.no_grad():
-        audio = torch.cat([model.encode_features(feats[i : i + 200].float()).embedding
-                           for i in range(0, len(feats), 200)])
-        neg_audio = None if not calibrate else torch.cat([
-            model.encode_features(negatives[i : i + 200].float()).embedding
-            for i in range(0, len(negatives), 200)])
+    audio = embed_features(model, feats)
+    neg_audio = embed_features(model, negatives) if calibrate else None
     refit_text(model, audio, text_base[text_idx], sets, cfg, gen, neg_audio, class_prompts)
     log(f"text projection refitted x{cfg.text_refits} ({time.time() - t0:.0f}s)")
     return model.eval()
@@ -424,9 +426,8 @@ def calibration_metrics(
     s_pairs = pairs.float() @ text.T
     s_single = single.float() @ text.T
     one_hot = torch.nn.functional.one_hot(labels.to(s_single.device), n_cls).bool()
-    negs = build_negatives(model, seed, 20)
-    s_noise = model.encode_features(negs[1:].float().to(model.device)).embedding.float() @ text.T
-    s_silence = model.encode_features(negs[:1].float().to(model.device)).embedding.float() @ text.T
+    s_negs = embed_features(model, build_negatives(model, seed, 20)).float() @ text.T
+    s_silence, s_noise = s_negs[:1], s_negs[1:]  # build_negatives: every tenth clip is silence, from 0
 
     def r(x: torch.Tensor) -> float:
         return round(float(x), 4)
