@@ -74,6 +74,8 @@ SumFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 OUT_PAIRS = ("own", "matching")
+SIM_LOSSES = ("symmetric", "one_sided")
+OUT_REFS = ("batch", "clip")
 L1_ON = ("mask", "energy", "power")
 DIV_TARGETS = ("s", "centred")
 
@@ -98,10 +100,20 @@ class LossWeights:
     #: weight of the absent-prompt term: plain mean(M) over the pairs L_out does not look at
     #: (s_ij at most the batch's mean similarity, not the clip's own caption)
     absent: float = 0.0
+    #: L_sim: "symmetric" (s - s~)^2 (the paper's) or "one_sided" relu(s - s~ - sim_margin): the
+    #: masked clip must match at least as well as the clip, never penalised for matching better
+    sim_loss: str = "symmetric"
+    sim_margin: float = 0.0
+    #: weight of plain mean(M) on top of a power- or energy-weighted L1 (quiet bins are not free)
+    l1_mask: float = 0.0
+    #: L_out's margin with "matching": "batch" (the batch's mean s) or "clip" (the clip's median s
+    #: over the batch's prompts: most do not describe it, so that is an unrelated prompt's level)
+    out_ref: str = "batch"
 
     def __post_init__(self) -> None:
         for name, allowed in (
-            ("out_pairs", OUT_PAIRS), ("l1_on", L1_ON), ("div_target", DIV_TARGETS)
+            ("out_pairs", OUT_PAIRS), ("l1_on", L1_ON), ("div_target", DIV_TARGETS),
+            ("sim_loss", SIM_LOSSES), ("out_ref", OUT_REFS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
@@ -133,18 +145,63 @@ def batch_mean(sims: torch.Tensor, global_sum: SumFn) -> torch.Tensor:
 
 
 def _out_pairs(
-    sims: torch.Tensor, own: torch.Tensor, mode: str, global_sum: SumFn
+    sims: torch.Tensor, own: torch.Tensor, mode: str, global_sum: SumFn, ref: str = "batch"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
     """(clip index, prompt index, margin) of the pairs L_out looks at."""
     b = sims.shape[0]
     rows = torch.arange(b, device=sims.device)
     if mode == "own":
         return rows, own, 0.0
-    tau = batch_mean(sims, global_sum)
+    tau = batch_mean(sims, global_sum) if ref == "batch" else sims.median(1, keepdim=True).values
     sel = sims > tau
     sel[rows, own] = True
     ci, pj = sel.nonzero(as_tuple=True)
-    return ci, pj, tau
+    return ci, pj, (tau if ref == "batch" else tau[ci, 0])
+
+
+@dataclass(frozen=True)
+class EvidenceWeights:
+    """Weights of the per-pair evidence objective (:func:`evidence_terms`)."""
+
+    #: s~ may fall this far below s before the keep term counts
+    margin: float = 0.0
+    #: weight of relu(s_residual - tau): what the mask removes no longer matches the prompt
+    residual: float = 0.2
+    #: weight of mean(M)
+    l1: float = 0.5
+    #: weight of the share of the clip's power the mask keeps (sum M X^2 / sum X^2): a leak onto a
+    #: louder event costs what that event weighs, so M * X stops peaking there
+    power: float = 0.0
+
+
+def evidence_terms(
+    s: torch.Tensor,
+    s_in: torch.Tensor,
+    s_out: torch.Tensor,
+    tau: torch.Tensor,
+    size: torch.Tensor,
+    weights: EvidenceWeights,
+    power: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-pair terms of the one-sided evidence objective (all tensors [N]).
+
+    ``keep = relu(s - s~ - margin)``: the masked clip matches the prompt at least as well as the
+    clip (never penalised for matching better, unlike (s - s~)^2, which a quiet event's mask can
+    only meet by keeping louder events); ``residual = relu(s_out - tau)``: what the mask removes
+    matches the prompt no better than the clip's reference level ``tau``; ``size``: mean(M);
+    ``power``: the kept share of the clip's power (needed when ``weights.power`` > 0).
+    """
+    keep = torch.relu(s - s_in - weights.margin)
+    residual = torch.relu(s_out - tau)
+    total = keep + weights.residual * residual + weights.l1 * size
+    out = {"keep": keep, "residual": residual, "size": size}
+    if weights.power > 0:
+        if power is None:
+            raise ValueError("evidence_terms: weights.power > 0 needs the kept power share")
+        total = total + weights.power * power
+        out["power"] = power
+    out["total"] = total
+    return out
 
 
 def kept_share(magnitude: torch.Tensor, masks: torch.Tensor, power: bool) -> torch.Tensor:
@@ -224,7 +281,11 @@ def lmaczs_objective(
     masked, emb = masked_similarity(model, magnitude, masks, text)
 
     n_pairs = global_sum(torch.tensor(float(b * p), device=sims.device))
-    l_sim = global_sum(((sims - masked) ** 2).sum()) / n_pairs
+    if weights.sim_loss == "one_sided":
+        gap = torch.relu(sims - masked - weights.sim_margin)
+    else:
+        gap = (sims - masked) ** 2
+    l_sim = global_sum(gap.sum()) / n_pairs
     mask_means = masks.float().mean((-2, -1))  # [B, P]
     mean_mask = global_sum(mask_means.sum()) / n_pairs
     parts = {"sim": l_sim, "l1": mean_mask}
@@ -233,13 +294,15 @@ def lmaczs_objective(
         kept = kept_share(magnitude, masks, power=weights.l1_on == "power")
         l1_term = parts["kept"] = global_sum(kept.sum()) / n_pairs
     total = l_sim + weights.l1 * l1_term
+    if weights.l1_mask > 0 and weights.l1_on != "mask":
+        total = total + weights.l1_mask * mean_mask
     if weights.tv > 0:
         tv_sum, n_masks = total_variation_sums(masks)
         tv = global_sum(tv_sum) / global_sum(torch.tensor(float(n_masks), device=sims.device))
         total = total + weights.tv * tv
         parts["tv"] = tv
     if weights.out > 0:
-        ci, pj, tau = _out_pairs(sims, own, weights.out_pairs, global_sum)
+        ci, pj, tau = _out_pairs(sims, own, weights.out_pairs, global_sum, weights.out_ref)
         kept = masks[ci, pj]  # [K, F, T]
         out_emb = model.encode((1 - kept) * magnitude[ci]).embedding.float()
         out_sim = (out_emb * text.float()[pj]).sum(-1)

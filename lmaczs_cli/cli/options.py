@@ -194,6 +194,17 @@ DivTarget = Annotated[str, typer.Option(
 LambdaAbsent = Annotated[float, typer.Option(
     "--lambda-absent", min=0.0,
     help="Weight of mean M over unrelated pairs (s at most the batch mean): empty maps for absent prompts.")]
+LambdaL1Mask = Annotated[float, typer.Option(
+    "--lambda-l1-mask", min=0.0,
+    help="Weight of plain mean M on top of a 'power' or 'energy' --l1-on (quiet bins are not free).")]
+SimLoss = Annotated[str, typer.Option(
+    "--sim-loss", help="L_sim: 'symmetric' (s - s~)^2 or 'one_sided' relu(s - s~ - margin): the masked "
+    "clip must match at least as well as the clip.")]
+SimMargin = Annotated[float, typer.Option(
+    "--sim-margin", min=0.0, help="With --sim-loss one_sided: how far s~ may fall below s for free.")]
+OutRef = Annotated[str, typer.Option(
+    "--out-ref", help="L_out's margin for 'matching' pairs: the 'batch' mean s or the 'clip' median s "
+    "over the batch's prompts.")]
 Select = Annotated[str, typer.Option(
     "--select", help="Which decoder best.pt holds: 'val' (lowest validation loss) or 'last' (the last "
     "validated step; with --lambda-absent, early near-empty masks validate best).")]

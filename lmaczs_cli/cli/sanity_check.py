@@ -72,16 +72,25 @@ def sanity_check(
         print_sanity(summary)
 
 
+#: randomised maps whose mean is below this share of the intact maps' are said to vanish
+VANISHED = 0.2
+
+
 def print_sanity(summary: dict) -> None:
     """The checks as a table on stdout, then one pass/fail line per method."""
     rows = [[r["method"], " ".join(f"{v:.2f}" for v in r["ssim_curve"]),
+             " ".join(f"{v:.2f}" for v in r.get("mask_mean_ratio_curve") or []),
              f"{r['ssim_true_vs_wrong_prompt']:.3f}", f"{r['corr_mask_mean_similarity']:.3f}"]
             for r in summary["methods"]]
     print_table("sanity checks", ["method", "SSIM per randomisation step (0 = intact)",
-                                  "SSIM true vs wrong prompt", "corr(mask mean, s)"], rows)
+                                  "mask mean / intact per step", "SSIM true vs wrong prompt",
+                                  "corr(mask mean, s)"], rows)
     limit = summary["pass_ssim"]
     for r in summary["methods"]:
         last = r["ssim_curve"][-1] if r["ssim_curve"] else float("nan")
         verdict = "passed" if r["passed"] else "FAILED"
+        level = (r.get("mask_mean_ratio_curve") or [float("nan")])[-1]
+        vanish = ("; the randomised maps are nearly empty, so the SSIM says little about their shape"
+                  if level < VANISHED else "")
         typer.echo(f"{r['method']}: {verdict} the randomisation test (SSIM after the last block "
-                   f"{last:.2f}, must be <= {limit:.2f})")
+                   f"{last:.2f}, must be <= {limit:.2f}; mask mean {level:.2f} x the intact maps'{vanish})")

@@ -77,7 +77,8 @@ def _config(v: dict, shared: Shared):
         time_limit=parse_duration(v["time_limit"]), seed=run.seed, precision=run.precision, device=run.device,
         weights={"l1": v["lambda_l1"], "tv": v["lambda_tv"], "out": v["lambda_out"], "div": v["lambda_div"],
                  "out_pairs": v["out_pairs"], "div_target": v["div_target"], "l1_on": v["l1_on"],
-                 "absent": v["lambda_absent"]},
+                 "absent": v["lambda_absent"], "sim_loss": v["sim_loss"], "sim_margin": v["sim_margin"],
+                 "out_ref": v["out_ref"], "l1_mask": v["lambda_l1_mask"]},
         quiet=shared.quiet, **{k: v[k] for k in same},
     )
 
@@ -120,6 +121,10 @@ def train(
     l1_on: o.L1On = "power",
     div_target: o.DivTarget = "centred",
     lambda_absent: o.LambdaAbsent = 0.0,
+    lambda_l1_mask: o.LambdaL1Mask = 0.0,
+    sim_loss: o.SimLoss = "symmetric",
+    sim_margin: o.SimMargin = 0.0,
+    out_ref: o.OutRef = "batch",
     select: o.Select = "val",
     resume: o.TrainResume = False,
     out: o.Out = Path("lmaczs-out/train"),

@@ -133,3 +133,14 @@ register_explainer("gradcam", "lmaczs_cli.explainers.gradcam:build_gradcam", "Gr
 register_explainer("gradcam++", "lmaczs_cli.explainers.gradcam:build_gradcam_pp", "GradCAM++")
 register_explainer("smoothgrad", "lmaczs_cli.explainers.attribution:build_smoothgrad", "SmoothGrad")
 register_explainer("ig", "lmaczs_cli.explainers.attribution:build_ig", "Integrated Gradients")
+register_explainer(
+    "lmaczs-perclip",
+    "lmaczs_cli.explainers.perclip:build_perclip",
+    "LMAC-ZS without a decoder: each pair's mask optimised under the evidence objective",
+)
+register_explainer("all-ones", "lmaczs_cli.explainers.trivial:build_all_ones", "trivial: keep everything")
+register_explainer("empty", "lmaczs_cli.explainers.trivial:build_empty", "trivial: keep nothing")
+register_explainer(
+    "random-rectangle", "lmaczs_cli.explainers.trivial:build_random_rectangle",
+    "trivial: one random time-frequency rectangle per pair (seeded)",
+)

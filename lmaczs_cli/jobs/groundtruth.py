@@ -38,7 +38,7 @@ import torch
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.explainers.decoder import DOMAINS
-from lmaczs_cli.metrics import auc, energy_pointing_game, mask_precision_recall
+from lmaczs_cli.metrics import auc, bootstrap_ci, energy_pointing_game, mask_precision_recall
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.objective import pearson_from_sums, pearson_sums
 
@@ -61,63 +61,105 @@ def _check_grid(model: ZeroShotModel) -> None:
         )
 
 
+#: an event is *quiet* when its ground-truth bins hold less than this share of the clip's power
+QUIET_SHARE = 0.1
+def ci95(values: np.ndarray) -> list[float]:
+    """95 % percentile-bootstrap interval of the mean of ``values`` over events (1000 resamples)."""
+    _, lo, hi = bootstrap_ci(np.asarray(values, dtype=float))
+    return [lo, hi]
+
+
 class EventTally:
-    """Per-event ground-truth scores of one explainer, summed over the present events.
+    """Per-event ground-truth scores of one explainer, one row per present event.
 
     An event is *loudest* when the clip's own loudest bin lies in its ground-truth mask
-    (an all-ones mask points at it); pointing is split by that and by the scene's size.
+    (an all-ones mask points at it); pointing is split by that and by the scene's size, and
+    ``pointing_gain`` is the pointing game minus the all-ones mask's on the same events.
     Precision and recall are energy-weighted with the soft mask (``|X|`` per bin, as
     ``evaluate`` does): the share of ``M |X|`` inside the event, and of the event's ``|X|`` kept.
+    ``quiet_recall``: recall of events whose bins hold < :data:`QUIET_SHARE` of the clip's power.
     """
 
     def __init__(self, tolerances: tuple[float, ...] = JOINT_TOLERANCES) -> None:
-        self.tries: dict[str, int] = {"single": 0, "multi": 0, "loudest": 0, "not_loudest": 0}
-        self.hits: dict[str, int] = dict.fromkeys(self.tries, 0)
-        self.within = dict.fromkeys(tolerances, 0)  # hits whose own |s - s~| is within the tolerance
-        self.precision: list[float] = []
-        self.recall: list[float] = []
+        self.tolerances = tolerances
+        self.rows: list[dict[str, Any]] = []
 
-    def add(self, mask: torch.Tensor, mag: torch.Tensor, gt: torch.Tensor, multi: bool, err: float) -> None:
+    def add(
+        self, mask: torch.Tensor, mag: torch.Tensor, gt: torch.Tensor, multi: bool, err: float,
+        cls: str = "",
+    ) -> None:
         """Score one present event: ``mask``, ``mag``, ``gt`` are [1, F, T]; ``err`` = |s - s~|."""
         hit = bool(energy_pointing_game(mask, mag, gt)[0])
         loudest = bool(energy_pointing_game(torch.ones_like(mag), mag, gt)[0])
-        for key in ("multi" if multi else "single", "loudest" if loudest else "not_loudest"):
-            self.tries[key] += 1
-            self.hits[key] += hit
-        for tol in self.within:
-            self.within[tol] += hit and err <= tol
         pr = mask_precision_recall(mask, gt, energy=mag, threshold=None)
-        self.precision.append(float(pr["precision"][0]))
-        self.recall.append(float(pr["recall"][0]))
+        power = mag.double().square()
+        share = float((power * gt).sum() / power.sum().clamp_min(1e-30))
+        self.rows.append({
+            "hit": hit, "loudest": loudest, "multi": multi, "err": err, "cls": cls, "share": share,
+            "precision": float(pr["precision"][0]), "recall": float(pr["recall"][0]),
+        })
 
-    def share(self, key: str) -> float:
-        return self.hits[key] / max(self.tries[key], 1)
+    def _col(self, key: str, where: Callable[[dict[str, Any]], bool] = lambda r: True) -> np.ndarray:
+        return np.asarray([float(r[key]) for r in self.rows if where(r)], dtype=float)
 
-    def metrics(self) -> dict[str, float]:
-        n = self.tries["single"] + self.tries["multi"]
-        hits = self.hits["single"] + self.hits["multi"]
-        return {
-            "pointing": hits / max(n, 1),
-            "pointing_single_event": self.share("single"),
-            "pointing_multi_event": self.share("multi"),
-            "pointing_loudest": self.share("loudest"),
-            "pointing_not_loudest": self.share("not_loudest"),
-            **{f"pointing_within_{t:g}": v / max(n, 1) for t, v in self.within.items()},
-            "precision": float(np.mean(self.precision)) if self.precision else float("nan"),
-            "recall": float(np.mean(self.recall)) if self.recall else float("nan"),
+    def metrics(self) -> dict[str, Any]:
+        def mean(x: np.ndarray) -> float:
+            return float(x.mean()) if len(x) else float("nan")
+
+        hits = self._col("hit")
+        n = len(hits)
+        gain = hits - self._col("loudest")
+        not_loud = self._col("hit", lambda r: not r["loudest"])
+        quiet = self._col("recall", lambda r: r["share"] < QUIET_SHARE)
+        prec, rec = self._col("precision"), self._col("recall")
+        classes = sorted({r["cls"] for r in self.rows if r["cls"]})
+        out: dict[str, Any] = {
+            "pointing": mean(hits),
+            "pointing_gain": mean(gain),
+            "pointing_single_event": mean(self._col("hit", lambda r: not r["multi"])),
+            "pointing_multi_event": mean(self._col("hit", lambda r: r["multi"])),
+            "pointing_loudest": mean(self._col("hit", lambda r: r["loudest"])),
+            "pointing_not_loudest": mean(not_loud),
+            **{
+                f"pointing_within_{t:g}": mean(self._col("hit") * (self._col("err") <= t))
+                for t in self.tolerances
+            },
+            "precision": mean(prec),
+            "recall": mean(rec),
+            "quiet_recall": mean(quiet),
             "pointing_events": n,
-            "pointing_events_multi": self.tries["multi"],
-            "pointing_events_not_loudest": self.tries["not_loudest"],
+            "pointing_events_multi": int(sum(r["multi"] for r in self.rows)),
+            "pointing_events_not_loudest": len(not_loud),
+            "quiet_events": len(quiet),
+            "pointing_not_loudest_by_class": {
+                c: mean(self._col("hit", lambda r, c=c: r["cls"] == c and not r["loudest"]))
+                for c in classes
+            },
+            "ci95": {
+                "pointing": ci95(hits), "pointing_gain": ci95(gain),
+                "pointing_not_loudest": ci95(not_loud), "precision": ci95(prec),
+                "recall": ci95(rec), "quiet_recall": ci95(quiet),
+            },
         }
+        return out
 
 
 def _pair_masks(
     model: ZeroShotModel, explainer: Explainer, mag: torch.Tensor, enc: Any, text: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masks [B, P, F, T] of every (clip, prompt) pair and s~ [B, P]."""
-    b = mag.shape[0]
+    """Masks [B, P, F, T] of every (clip, prompt) pair and s~ [B, P].
+
+    An explainer with ``pairs_at_once`` (per-clip optimisation) gets all B * P pairs in one call.
+    """
+    b, p = mag.shape[0], text.shape[0]
+    if getattr(explainer, "pairs_at_once", False):
+        mags, rows = mag.repeat_interleave(p, 0), text.repeat(b, 1)
+        m = explainer.masks(model, mags, rows)
+        with torch.no_grad():
+            st = (model.encode(m * mags).embedding.float() * rows.float()).sum(-1)
+        return m.view(b, p, *m.shape[1:]), st.view(b, p).cpu()
     masks, st = [], []
-    for j in range(text.shape[0]):
+    for j in range(p):
         m = explainer.masks(model, mag, text[j].expand(b, -1), enc)
         with torch.no_grad():
             st.append((model.encode(m * mag).embedding.float() @ text[j].float()).cpu())
@@ -142,6 +184,8 @@ def groundtruth_metrics(
     prompts = world.canonical_prompts(classes, template or world.PROMPT_TEMPLATE)
     dev = model.device
     text = model.embed_text(prompts)  # [P, D]
+    if hasattr(explainer, "reference"):
+        explainer.reference = text  # per-clip LMAC-ZS: tau from the clip's mean over every class prompt
     sims, masked, means, present = [], [], [], []
     empty = 0
     tally = EventTally()
@@ -163,7 +207,7 @@ def groundtruth_metrics(
                     continue
                 g = torch.from_numpy(gt).to(dev)[None]
                 err = abs(float(s[i, j]) - float(st[i, j]))
-                tally.add(m[i : i + 1, j], mag[i : i + 1], g, len(sc.masks) > 1, err)
+                tally.add(m[i : i + 1, j], mag[i : i + 1], g, len(sc.masks) > 1, err, c)
         sims.append(s)
         masked.append(st)
         means.append(m.float().mean((-2, -1)).cpu())
@@ -374,39 +418,83 @@ def export_decoder(run_dir: Path, dest: Path, extra: dict[str, Any]) -> None:
     write_text_atomic(dest / name.replace(".pt", "_card.json"), json.dumps(card, indent=2) + "\n")
 
 
+#: scene conditions beside the world's own (``--scenes``): crowded scenes and low-SNR mixes
+SCENE_CONDITIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "crowded": {"min_events": 3, "max_events": 5},
+    "low-snr": {"snr_db": (-5.0, 5.0), "p_silent_background": 0.0},
+}
+#: the columns of ``--table``
+TABLE_KEYS = (
+    "pointing", "pointing_gain", "pointing_not_loudest", "precision", "recall", "quiet_recall",
+    "mae", "mask_mean_present", "mask_mean_absent",
+)
+
+
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    """One row per method: the headline numbers, with 95 % CIs where the metrics carry them."""
+    lines = ["| method | " + " | ".join(TABLE_KEYS) + " |", "|---" * (len(TABLE_KEYS) + 1) + "|"]
+    for name, m in results.items():
+        cells = []
+        for k in TABLE_KEYS:
+            v, ci = m.get(k, float("nan")), m.get("ci95", {}).get(k)
+            cells.append(f"{v:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m lmaczs_cli.jobs.groundtruth", description=__doc__.split("\n")[0]
     )
     ap.add_argument("--decoder", type=Path, help="decoder checkpoint (default: the bundled one)")
     ap.add_argument("--clap", default="small")
+    ap.add_argument("--clap-ckpt", help="the model's weights (default: the bundled ones)")
     ap.add_argument("--mask-domain", choices=DOMAINS, help="bundled decoder's domain (default stft)")
+    ap.add_argument("--method", action="append", help="explainer(s) to score (repeat; default lmaczs); "
+                    "e.g. lmaczs, lmaczs-perclip, gradcam, all-ones, empty, random-rectangle")
+    ap.add_argument("--scenes", choices=list(SCENE_CONDITIONS), default="default",
+                    help="scene condition: the world's own, crowded (3-5 events) or low-snr (-5..5 dB)")
     ap.add_argument("--n", type=int, default=300, help="held-out scenes")
     ap.add_argument("--seed", type=int, default=EVAL_SEED, help="world seed of the held-out scenes")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--table", action="store_true", help="also print a markdown table (stderr)")
     ap.add_argument("--ceiling", action="store_true", help="oracle ceiling instead of a decoder's metrics")
     ap.add_argument("--export", type=Path, help="copy the run's best.pt and a card here (needs --run)")
     ap.add_argument("--run", type=Path, help="the training run folder (for --export)")
     args = ap.parse_args(argv)
-    from lmaczs_cli.data.synthetic import SyntheticDataset
+    from dataclasses import replace
+
+    from lmaczs_cli.data.synthetic import SceneConfig, SyntheticDataset
     from lmaczs_cli.explainers import create_explainer
     from lmaczs_cli.models.registry import create_model
 
-    model = create_model(args.clap)
-    scenes = SyntheticDataset(args.n, seed=args.seed, split="test")
+    model = create_model(args.clap, ckpt=args.clap_ckpt) if args.clap_ckpt else create_model(args.clap)
+    config = replace(SceneConfig(), **SCENE_CONDITIONS[args.scenes])
+    scenes = SyntheticDataset(args.n, seed=args.seed, split="test", config=config)
     if args.ceiling:
         print(json.dumps(oracle_ceiling(model, scenes), indent=2))
         return 0
-    explainer = create_explainer("lmaczs", model, decoder=args.decoder, mask_domain=args.mask_domain)
-    metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size)
-    metrics["heldout"] = {"n": args.n, "world_seed": args.seed, "split": "test"}
-    metrics["demo"] = demo_scene_metrics(model, explainer)
-    print(json.dumps(metrics, indent=2))
+    methods = args.method or ["lmaczs"]
+    results: dict[str, dict[str, Any]] = {}
+    for name in methods:
+        options: dict[str, Any] = {}
+        if name == "lmaczs":
+            options = {"decoder": args.decoder, "mask_domain": args.mask_domain}
+        explainer = create_explainer(name, model, **options)
+        metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size)
+        metrics["heldout"] = {"n": args.n, "world_seed": args.seed, "split": "test", "scenes": args.scenes}
+        if args.scenes == "default":
+            metrics["demo"] = demo_scene_metrics(model, explainer)
+        results[name] = metrics
+    print(json.dumps(results[methods[0]] if len(methods) == 1 else results, indent=2))
+    if args.table:
+        print(markdown_table(results), file=sys.stderr)
     if args.export is not None:
         if args.run is None:
             print("--export needs --run RUN_DIR", file=sys.stderr)
             return 2
-        export_decoder(args.run, args.export, {"groundtruth": metrics})
+        export_decoder(args.run, args.export, {"groundtruth": results[methods[0]]})
     return 0
 
 

@@ -190,12 +190,14 @@ def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[d
     def whole(r) -> tuple:
         return tuple(str(v) for v in r.values())
 
-    ssim_summary = M.summarise(ssim_rows, ["ssim"], ["method", "step", "block"])
+    ssim_summary = M.summarise(ssim_rows, ["ssim", "mask_mean_ratio"], ["method", "step", "block"])
     all_ssim = out.update_table("ssim.csv", ssim_summary, SSIM_COLUMNS, whole, mine)
-    out.update_table("ssim_samples.csv", ssim_rows, ["method", "step", "block", "clip", "ssim", "in_domain"],
+    out.update_table("ssim_samples.csv", ssim_rows,
+                     ["method", "step", "block", "clip", "ssim", "mask_mean_ratio", "in_domain"],
                      whole, mine)
     all_sens = out.update_table("prompt_sensitivity.csv", sens_rows, SENS_COLUMNS, whole, mine)
-    render_ssim(cfg.out / "ssim.png", all_ssim, cfg.mode, PASS_SSIM)
+    render_ssim(cfg.out / "ssim.png", [r for r in all_ssim if r.get("metric", "ssim") == "ssim"],
+                cfg.mode, PASS_SSIM)
     render_scatter(cfg.out / "mask_vs_similarity.png", [
         {"method": r["method"], "condition": "clean", "similarity": float(r["similarity"]),
          "mask_mean": float(r["mask_mean"])} for r in all_sens])
@@ -251,8 +253,13 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                     masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
                     base.setdefault(name, masks)
                     s = M.ssim(base[name], masks)
+                    # the randomised maps' level relative to the intact ones: a map that vanishes
+                    # "passes" on SSIM without showing anything; this makes it visible
+                    intact = base[name].float().mean((-2, -1)).clamp_min(1e-12)
+                    ratio = masks.float().mean((-2, -1)) / intact
                     rows += [{"method": name, "step": step.index, "block": step.label, "clip": clip,
-                              "ssim": float(s[j]), "in_domain": clips.in_domain[clip]}
+                              "ssim": float(s[j]), "mask_mean_ratio": float(ratio[j]),
+                              "in_domain": clips.in_domain[clip]}
                              for j, clip in enumerate(clips.names)]
                     advance(1)
     return rows, base
@@ -297,7 +304,10 @@ def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]
 
     out = []
     for m in methods:
-        curve = [(int(r["step"]), float(r["mean"])) for r in ssim_summary if r["method"] == m]
+        curve = [(int(r["step"]), float(r["mean"])) for r in ssim_summary
+                 if r["method"] == m and r.get("metric", "ssim") == "ssim"]
+        level = [(int(r["step"]), float(r["mean"])) for r in ssim_summary
+                 if r["method"] == m and r.get("metric") == "mask_mean_ratio"]
         mine = [r for r in sens_rows if r["method"] == m]
         wrong = [float(r["ssim_to_true"]) for r in mine if not int(float(r["is_true"]))]
         s = np.array([float(r["similarity"]) for r in mine])
@@ -305,6 +315,7 @@ def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]
         corr = float(np.corrcoef(s, mm)[0, 1]) if s.std() > 0 and mm.std() > 0 else float("nan")
         values = [v for _, v in sorted(curve)]
         out.append({"method": m, "ssim_curve": values,
+                    "mask_mean_ratio_curve": [v for _, v in sorted(level)],
                     "ssim_true_vs_wrong_prompt": float(np.mean(wrong)) if wrong else float("nan"),
                     "corr_mask_mean_similarity": corr,
                     "passed": bool(len(values) > 1 and values[-1] <= PASS_SSIM)})

@@ -1,0 +1,129 @@
+"""Per-clip LMAC-ZS, the evidence objective, the trivial reference masks and the event tally."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmaczs_cli.explainers import create_explainer
+from lmaczs_cli.explainers.perclip import PerClipLMACZS
+from lmaczs_cli.jobs.groundtruth import EventTally
+from lmaczs_cli.objective import EvidenceWeights, LossWeights, evidence_terms, lmaczs_objective
+from tests.fake_model import FakeModel, one_thread, toy_wave  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_evidence_terms_match_hand_computation() -> None:
+    s = torch.tensor([0.6, 0.2, 0.5])
+    s_in = torch.tensor([0.4, 0.5, 0.48])  # falls 0.2 below, rises 0.3 above, falls 0.02 below
+    s_out = torch.tensor([0.5, 0.1, 0.3])
+    tau = torch.tensor([0.3, 0.3, 0.3])
+    size = torch.tensor([0.1, 0.5, 1.0])
+    t = evidence_terms(s, s_in, s_out, tau, size, EvidenceWeights(margin=0.05, residual=0.2, l1=0.5))
+    # keep: relu(s - s~ - 0.05) = [0.15, 0, 0]; residual: relu(s_out - 0.3) = [0.2, 0, 0]
+    torch.testing.assert_close(t["keep"], torch.tensor([0.15, 0.0, 0.0]))
+    torch.testing.assert_close(t["residual"], torch.tensor([0.2, 0.0, 0.0]))
+    torch.testing.assert_close(t["total"], torch.tensor([0.15 + 0.04 + 0.05, 0.25, 0.5]))
+
+
+def test_one_sided_similarity_loss_ignores_a_mask_that_matches_better() -> None:
+    # encode = normalize(sum over time): clip 1 = [3, 4] -> a = [.6, .8]; prompt t = [1, 0], s = .6
+    from tests.test_objective import Stub
+
+    x = torch.tensor([[3.0, 4.0]])[:, :, None].repeat(1, 1, 2)
+    text = torch.tensor([[1.0, 0.0]])
+    keep_bin0 = torch.tensor([[1.0, 0.0]])[None, :, :, None].repeat(1, 1, 1, 2)  # s~ = 1 > s
+    sym = LossWeights(l1=0.0, out=0.0, div=0.0, l1_on="mask")
+    one = LossWeights(l1=0.0, out=0.0, div=0.0, l1_on="mask", sim_loss="one_sided")
+    own = torch.tensor([0])
+    r_sym = lmaczs_objective(Stub(), x, text, own, lambda m, e, t: keep_bin0, sym)
+    r_one = lmaczs_objective(Stub(), x, text, own, lambda m, e, t: keep_bin0, one)
+    assert r_sym.parts["sim"] == pytest.approx(0.4**2)
+    assert r_one.parts["sim"] == 0.0
+    drop_bin0 = 1 - keep_bin0  # s~ = 0: one-sided counts the whole fall, linearly
+    r_drop = lmaczs_objective(Stub(), x, text, own, lambda m, e, t: drop_bin0, one)
+    assert r_drop.parts["sim"] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="sim_loss"):
+        LossWeights(sim_loss="both")
+
+
+def _fake_clips(model: FakeModel, captions: list[str]) -> torch.Tensor:
+    waves = [toy_wave(c, model.window_samples, model.sample_rate, i) for i, c in enumerate(captions)]
+    return model.spectrogram(torch.stack(waves))[0]
+
+
+def test_perclip_masks_are_bounded_reproducible_and_lower_the_objective() -> None:
+    model = FakeModel().eval()
+    captions = ["low hum", "high whistle"]
+    mag = _fake_clips(model, captions)
+    text = model.embed_text(captions)
+    ex = PerClipLMACZS(steps=40, patience=100, seed=3)
+    m1 = ex.masks(model, mag, text)
+    m2 = PerClipLMACZS(steps=40, patience=100, seed=3).masks(model, mag, text)
+    assert m1.shape == mag.shape and not m1.requires_grad
+    assert float(m1.min()) >= 0.0 and float(m1.max()) <= 1.0
+    torch.testing.assert_close(m1, m2)  # seeded: the same masks
+    # the optimised masks score better on the objective than the constant initial ones
+    with torch.no_grad():
+        a = model.encode(mag).embedding
+        s = (a * text).sum(-1)
+        silent = model.encode(torch.zeros_like(mag[:1])).embedding
+        tau = (silent * text).sum(-1)
+
+        def objective(m: torch.Tensor) -> float:
+            s_in = (model.encode(m * mag).embedding * text).sum(-1)
+            s_out = (model.encode((1 - m) * mag).embedding * text).sum(-1)
+            return float(evidence_terms(s, s_in, s_out, tau, m.mean((-2, -1)), ex.weights)["total"].sum())
+
+        assert objective(m1) < objective(torch.full_like(m1, 0.5)) - 1e-3
+
+
+def test_perclip_early_stopping_and_registry() -> None:
+    model = FakeModel().eval()
+    mag = _fake_clips(model, ["low hum"])
+    text = model.embed_text(["low hum"])
+    ex = create_explainer("lmaczs-perclip", model, steps=500, seed=0)
+    ex.patience, ex.tol = 5, 10.0  # nothing improves by 10: stops after 5 stale steps
+    ex.masks(model, mag, text)
+    assert ex.last_steps == 6
+    with pytest.raises(ValueError, match="steps"):
+        PerClipLMACZS(steps=0)
+
+
+def test_trivial_masks() -> None:
+    model = FakeModel().eval()
+    mag = _fake_clips(model, ["low hum", "high whistle"])
+    text = model.embed_text(["a", "b"])
+    assert torch.equal(create_explainer("all-ones", model).masks(model, mag, text), torch.ones_like(mag))
+    assert torch.equal(create_explainer("empty", model).masks(model, mag, text), torch.zeros_like(mag))
+    r1 = create_explainer("random-rectangle", model, seed=4).masks(model, mag, text)
+    r2 = create_explainer("random-rectangle", model, seed=4).masks(model, mag, text)
+    assert torch.equal(r1, r2)
+    for m in r1:  # one box of ones: its rows and columns span exactly the nonzero region
+        rows, cols = m.any(1).nonzero()[:, 0], m.any(0).nonzero()[:, 0]
+        box = m[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert bool((box == 1).all()) and float(m.sum()) == box.numel()
+        assert 0.1 * mag.shape[1] - 1 <= len(rows) <= 0.6 * mag.shape[1]
+
+
+def test_event_tally_gain_quiet_recall_and_classes() -> None:
+    # a 2 x 2 clip: the loud event owns bin (0, 0), the quiet one bin (1, 1)
+    mag = torch.tensor([[[10.0, 0.0], [0.0, 1.0]]])
+    loud = torch.tensor([[[True, False], [False, False]]])
+    quiet = torch.tensor([[[False, False], [False, True]]])
+    only_quiet = torch.tensor([[[0.0, 0.0], [0.0, 1.0]]])
+    tally = EventTally()
+    tally.add(only_quiet, mag, quiet, True, 0.0, "knock")  # hit; not the loudest
+    tally.add(only_quiet, mag, loud, True, 0.2, "bell")  # miss; the loudest
+    m = tally.metrics()
+    assert m["pointing"] == 0.5 and m["pointing_not_loudest"] == 1.0 and m["pointing_loudest"] == 0.0
+    assert m["pointing_gain"] == 0.0  # one gained, one lost against the all-ones mask
+    # the quiet event holds 1 / 101 of the power: its recall (1.0) is the quiet recall
+    assert m["quiet_events"] == 1 and m["quiet_recall"] == 1.0
+    by_class = m["pointing_not_loudest_by_class"]
+    assert np.isnan(by_class["bell"]) and by_class["knock"] == 1.0  # bell was only ever the loudest
+    assert m["pointing_within_0.05"] == 0.5
+    lo, hi = m["ci95"]["pointing"]
+    assert 0.0 <= lo <= 0.5 <= hi <= 1.0
