@@ -104,6 +104,10 @@ class LossWeights:
     #: masked clip must match at least as well as the clip, never penalised for matching better
     sim_loss: str = "symmetric"
     sim_margin: float = 0.0
+    #: weight of L_cls: on L_out's pairs, the masked clip's zero-shot cross-entropy over the batch's
+    #: prompts with the explained prompt as the class (the clip's own caption left out for the
+    #: others): the map keeps what tells this prompt from the other sounds in the clip
+    cls: float = 0.0
     #: weight of plain mean(M) on top of a power- or energy-weighted L1 (quiet bins are not free)
     l1_mask: float = 0.0
     #: L_out's margin with "matching": "batch" (the batch's mean s) or "clip" (the clip's median s
@@ -202,6 +206,25 @@ def evidence_terms(
         out["power"] = power
     out["total"] = total
     return out
+
+
+def _class_term(
+    model: ZeroShotModel, sims: torch.Tensor, emb: torch.Tensor, text: torch.Tensor, own: torch.Tensor,
+    weights: LossWeights, global_sum: SumFn,
+) -> torch.Tensor:
+    """L_cls: mean over L_out's pairs (i, j) of -log softmax_k(scale * t_k . a~_ij)[j]."""
+    b, p = sims.shape
+    scale = float(getattr(model, "logit_scale", 1.0 / 0.07))
+    logits = scale * torch.einsum("bjd,kd->bjk", emb, text.float())  # [B, P(explained), P(candidates)]
+    rows = torch.arange(b, device=sims.device)
+    not_own = torch.ones(b, p, p, dtype=torch.bool, device=sims.device)
+    not_own[rows, :, own] = False  # a clip's caption names every sound in it: not a rival ...
+    not_own[rows, own, own] = True  # ... except when it is the explained prompt itself
+    logits = logits.masked_fill(~not_own, float("-inf"))
+    ce = torch.logsumexp(logits, -1) - logits.diagonal(dim1=1, dim2=2)  # [B, P]
+    ci, pj, _ = _out_pairs(sims, own, weights.out_pairs, global_sum, weights.out_ref)
+    n = global_sum(torch.tensor(float(len(ci)), device=sims.device)).clamp_min(1)
+    return global_sum(ce[ci, pj].sum()) / n
 
 
 def kept_share(magnitude: torch.Tensor, masks: torch.Tensor, power: bool) -> torch.Tensor:
@@ -311,6 +334,10 @@ def lmaczs_objective(
         ).clamp_min(1)
         total = total + weights.out * l_out
         parts["out"] = l_out
+    if weights.cls > 0:
+        l_cls = _class_term(model, sims, emb, text, own, weights, global_sum)
+        total = total + weights.cls * l_cls
+        parts["cls"] = l_cls
     if weights.absent > 0:
         unrelated = sims <= batch_mean(sims, global_sum)
         unrelated[torch.arange(b, device=sims.device), own] = False

@@ -127,3 +127,20 @@ def test_event_tally_gain_quiet_recall_and_classes() -> None:
     assert m["pointing_within_0.05"] == 0.5
     lo, hi = m["ci95"]["pointing"]
     assert 0.0 <= lo <= 0.5 <= hi <= 1.0
+
+
+def test_class_term_matches_hand_computation() -> None:
+    # clip [3, 4] -> a = [.6, .8]; prompts t_0 = [1, 0] (the clip's own caption), t_1 = [0, 1]
+    import math
+
+    from tests.test_objective import Stub
+
+    x = torch.tensor([[3.0, 4.0]])[:, :, None].repeat(1, 1, 2)
+    text = torch.eye(2)
+    masks = torch.ones(1, 2, 2, 2)  # a~ = a = [.6, .8] for both prompts
+    w = LossWeights(l1=0.0, out=0.0, div=0.0, l1_on="mask", cls=1.0, out_ref="clip")
+    r = lmaczs_objective(Stub(), x, text, torch.tensor([0]), lambda m, e, t: masks, w)
+    scale = 1 / 0.07  # the stub has no logit_scale: CLIP's default
+    # pair (0, 0), the own caption: softmax over both prompts of scale * [.6, .8], class 0;
+    # pair (0, 1): the own caption is no rival, so prompt 1 is alone: cross-entropy 0
+    assert r.parts["cls"] == pytest.approx(math.log1p(math.exp(0.2 * scale)) / 2, rel=1e-5)

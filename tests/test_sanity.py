@@ -58,15 +58,20 @@ def test_sanity_check_command(tmp_path: Path) -> None:
                             "4", "--clap", "fake", "--device", "cpu", "--out", str(out), "--json", "--quiet"])
     assert r.exit_code == 0, r.output
     with (out / "ssim.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        both = list(csv.DictReader(f))
+    rows = [x for x in both if x["metric"] == "ssim"]
+    levels = [x for x in both if x["metric"] == "mask_mean_ratio"]  # randomised / intact mask mean
     assert {x["method"] for x in rows} == {"gradcam", "smoothgrad"}
-    step0 = [x for x in rows if x["step"] == "0"]
+    step0 = [x for x in rows + levels if x["step"] == "0"]
     assert all(abs(float(x["mean"]) - 1.0) < 1e-6 for x in step0)  # nothing randomised: identical maps
-    assert len(rows) == 2 * 4  # methods x (intact + 3 blocks)
+    assert len(rows) == len(levels) == 2 * 4  # methods x (intact + 3 blocks)
+    assert all(float(x["mean"]) > 0 for x in levels)
     deep = [float(x["mean"]) for x in rows if x["step"] == "3"]
     assert all(v < 0.999 for v in deep)  # randomising everything changes the maps
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert {x["method"] for x in lines} == {"gradcam", "smoothgrad"}
+    assert all(len(x["mask_mean_ratio_curve"]) == 4 and abs(x["mask_mean_ratio_curve"][0] - 1) < 1e-6
+               for x in lines)
     assert (out / "ssim.png").stat().st_size > 1000 and (out / "mask_vs_similarity.png").exists()
     with (out / "prompt_sensitivity.csv").open() as f:
         sens = list(csv.DictReader(f))

@@ -194,6 +194,10 @@ DivTarget = Annotated[str, typer.Option(
 LambdaAbsent = Annotated[float, typer.Option(
     "--lambda-absent", min=0.0,
     help="Weight of mean M over unrelated pairs (s at most the batch mean): empty maps for absent prompts.")]
+LambdaCls = Annotated[float, typer.Option(
+    "--lambda-cls", min=0.0,
+    help="Weight of the masked clip's zero-shot cross-entropy over the batch's prompts (the map keeps "
+    "what tells its prompt from the clip's other sounds).")]
 LambdaL1Mask = Annotated[float, typer.Option(
     "--lambda-l1-mask", min=0.0,
     help="Weight of plain mean M on top of a 'power' or 'energy' --l1-on (quiet bins are not free).")]

@@ -78,7 +78,7 @@ def _config(v: dict, shared: Shared):
         weights={"l1": v["lambda_l1"], "tv": v["lambda_tv"], "out": v["lambda_out"], "div": v["lambda_div"],
                  "out_pairs": v["out_pairs"], "div_target": v["div_target"], "l1_on": v["l1_on"],
                  "absent": v["lambda_absent"], "sim_loss": v["sim_loss"], "sim_margin": v["sim_margin"],
-                 "out_ref": v["out_ref"], "l1_mask": v["lambda_l1_mask"]},
+                 "out_ref": v["out_ref"], "l1_mask": v["lambda_l1_mask"], "cls": v["lambda_cls"]},
         quiet=shared.quiet, **{k: v[k] for k in same},
     )
 
@@ -122,6 +122,7 @@ def train(
     div_target: o.DivTarget = "centred",
     lambda_absent: o.LambdaAbsent = 0.0,
     lambda_l1_mask: o.LambdaL1Mask = 0.0,
+    lambda_cls: o.LambdaCls = 0.0,
     sim_loss: o.SimLoss = "symmetric",
     sim_margin: o.SimMargin = 0.0,
     out_ref: o.OutRef = "batch",

@@ -245,7 +245,8 @@ def demo_scene_metrics(
     The bundled ``assets/examples/scene.wav`` is scene :data:`DEMO_SCENE` of the synthetic
     world (regenerated here for its event masks). Per event of the scene, for its prompt:
     the mask mean over bins where no event is present (outside every event's ground-truth
-    mask), the mask mean over the event's own mask, the energy pointing game, and s, s~.
+    mask), the mask mean over the event's own mask, the energy pointing game, the share of
+    every event's power the map keeps (``kept_power``), and s, s~.
     """
     from lmaczs_cli.audio import read_audio
     from lmaczs_cli.data import synthetic as world
@@ -266,6 +267,7 @@ def demo_scene_metrics(
         enc = model.encode(mag)
     masks, st = _pair_masks(model, explainer, mag, enc, text)
     s = (enc.embedding.float() @ text.T).cpu()
+    power = mag[0].float().square()
     out = {}
     for j, (c, g) in enumerate(gts.items()):
         m = masks[0, j]
@@ -274,6 +276,11 @@ def demo_scene_metrics(
             "mask_mean_event": float(m[g].mean()),
             "mask_mean": float(m.mean()),
             "pointing": bool(energy_pointing_game(m[None], mag, g[None])[0]),
+            # the share of each event's power (|X|^2 over its ground-truth bins) the map keeps
+            "kept_power": {
+                e: float((m * power * ge).sum() / (power * ge).sum().clamp_min(1e-30))
+                for e, ge in gts.items()
+            },
             "s": float(s[0, j]),
             "s_masked": float(st[0, j]),
         }

@@ -255,8 +255,9 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                     s = M.ssim(base[name], masks)
                     # the randomised maps' level relative to the intact ones: a map that vanishes
                     # "passes" on SSIM without showing anything; this makes it visible
-                    intact = base[name].float().mean((-2, -1)).clamp_min(1e-12)
-                    ratio = masks.float().mean((-2, -1)) / intact
+                    intact = base[name].float().mean((-2, -1))
+                    ratio = masks.float().mean((-2, -1)) / intact  # NaN (skipped) for an empty intact map
+                    ratio[intact <= 0] = float("nan")
                     rows += [{"method": name, "step": step.index, "block": step.label, "clip": clip,
                               "ssim": float(s[j]), "mask_mean_ratio": float(ratio[j]),
                               "in_domain": clips.in_domain[clip]}
