@@ -144,3 +144,43 @@ def test_class_term_matches_hand_computation() -> None:
     # pair (0, 0), the own caption: softmax over both prompts of scale * [.6, .8], class 0;
     # pair (0, 1): the own caption is no rival, so prompt 1 is alone: cross-entropy 0
     assert r.parts["cls"] == pytest.approx(math.log1p(math.exp(0.2 * scale)) / 2, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_groundtruth_command_scores_several_methods_in_one_table(capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from lmaczs_cli.jobs.groundtruth import main
+
+    assert main(["--n", "3", "--scenes", "crowded", "--method", "all-ones", "--method", "empty",
+                 "--method", "random-rectangle", "--table"]) == 0
+    out, err = capsys.readouterr()
+    res = json.loads(out)
+    assert set(res) == {"all-ones", "empty", "random-rectangle"}
+    ones, empty = res["all-ones"], res["empty"]
+    assert ones["heldout"]["scenes"] == "crowded" and ones["pointing_events"] >= 9  # 3-5 events a scene
+    # keeping everything: nothing gained over itself, every event fully recalled, s kept exactly
+    assert ones["pointing_gain"] == 0.0 and ones["recall"] == 1.0 and ones["mae"] < 1e-5
+    assert empty["recall"] == 0.0 and empty["mask_mean_present"] == 0.0
+    assert "| random-rectangle |" in err and "pointing_gain" in err.splitlines()[0]
+
+
+def test_decoder_skip_reads_only_the_deeper_maps() -> None:
+    from lmaczs_cli.explainers.decoder import MaskDecoder
+
+    model = FakeModel().eval()
+    mag = _fake_clips(model, ["low hum", "high whistle"])
+    text = model.embed_text(["low hum", "high whistle"])
+    enc = model.encode(mag)
+    dec = MaskDecoder.for_model(model, "mel", width=16, sim_input=False, skip=1).eval()
+    assert len(dec.laterals) == len(enc.hidden) - 1 and dec.config.skip == 1
+    idx = torch.arange(2)
+    with torch.no_grad():
+        m = dec(enc.hidden, text, torch.zeros(2), idx)
+        scrambled = [torch.randn_like(enc.hidden[0])] + enc.hidden[1:]  # the skipped map changes
+        torch.testing.assert_close(dec(scrambled, text, torch.zeros(2), idx), m)
+        deep = enc.hidden[:-1] + [torch.randn_like(enc.hidden[-1])]  # a read map changes
+        assert not torch.allclose(dec(deep, text, torch.zeros(2), idx), m)
+    assert m.shape == mag.shape
+    with pytest.raises(ValueError, match="skip"):
+        MaskDecoder.for_model(model, "mel", skip=len(enc.hidden))

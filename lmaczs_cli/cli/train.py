@@ -68,7 +68,7 @@ def _config(v: dict, shared: Shared):
     run = shared.run
     same = ("prompt_template", "val_fraction", "val_size", "synth_scenes", "steps", "max_steps", "val_every",
             "log_every", "save_every", "batch_size", "num_workers", "lr", "weight_decay", "warmup",
-            "mask_domain", "width", "energy_gate", "sim_input", "select", "resume", "preset")
+            "mask_domain", "width", "energy_gate", "sim_input", "decoder_skip", "select", "resume", "preset")
     return TrainConfig(
         out=str(v["out"]), clap=run.clap, clap_ckpt=run.clap_ckpt,
         tokenizer_dir=str(run.tokenizer_dir) if run.tokenizer_dir else None,
@@ -113,6 +113,7 @@ def train(
     width: o.Width = 64,
     energy_gate: o.EnergyGate = True,
     sim_input: o.SimilarityInput = True,
+    decoder_skip: o.DecoderSkip = 0,
     lambda_l1: o.LambdaL1 = 0.035,
     lambda_tv: o.LambdaTv = 0.0,
     lambda_out: o.LambdaOut = 0.3,

@@ -53,6 +53,10 @@ class DecoderConfig:
     #: condition on the pair's similarity s as well as the prompt (False: ``c = t`` alone, the
     #: paper's ``M_theta(t, h)``; the mask's level must then come from the features)
     sim_input: bool = True
+    #: how many of the model's shallowest hidden maps the decoder ignores (0: all are read). Maps
+    #: read only from deep features change when the model's deep blocks are randomised; shallow
+    #: features keep the spectrogram's shape whatever the weights
+    skip: int = 0
     transpose: list[bool] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,7 +138,7 @@ class MaskDecoder(nn.Module):
     @classmethod
     def for_model(
         cls, model: Any, domain: str = "stft", width: int = 64, energy_gate: bool = True,
-        sim_input: bool = True,
+        sim_input: bool = True, skip: int = 0,
     ) -> MaskDecoder:
         """Size a decoder for ``model`` from one probe encode of a full window."""
         dev = model.device
@@ -142,6 +146,9 @@ class MaskDecoder(nn.Module):
             probe = torch.rand(1, model.n_freqs, model.n_frames, device=dev) * 1e-2
             enc = model.encode(probe)
         shapes = [list(h.shape[1:]) for h in enc.hidden]
+        if not 0 <= skip < len(shapes):
+            raise ValueError(f"skip {skip}: the model has {len(shapes)} hidden maps (0 to {len(shapes) - 1})")
+        shapes = shapes[skip:]
         if any(len(s) != 3 for s in shapes):
             raise ValueError(f"hidden maps must be [B, C, H, W]; got shapes {shapes}")
         cfg = DecoderConfig(
@@ -154,6 +161,7 @@ class MaskDecoder(nn.Module):
             width=width,
             energy_gate=energy_gate,
             sim_input=sim_input,
+            skip=skip,
             transpose=[_needs_transpose(s[1], s[2], model.n_mels, model.n_frames) for s in shapes],
         )
         return cls(cfg, model.mel_filterbank()).to(dev)
@@ -177,7 +185,7 @@ class MaskDecoder(nn.Module):
         cond = cond.to(text.dtype)
         lat = [
             conv(h.transpose(-1, -2) if tr else h)
-            for conv, h, tr in zip(self.laterals, hidden, cfg.transpose, strict=True)
+            for conv, h, tr in zip(self.laterals, hidden[cfg.skip :], cfg.transpose, strict=True)
         ]
         x = lat[-1][clip_index]
         for k in range(len(lat) - 1, -1, -1):

@@ -55,6 +55,8 @@ class TrainConfig:
     energy_gate: bool = True
     #: the decoder sees the pair's similarity s besides the prompt (False: M_theta(t, h) alone)
     sim_input: bool = True
+    #: the decoder ignores this many of the model's shallowest hidden maps
+    decoder_skip: int = 0
     #: which decoder best.pt holds: "val" (lowest validation loss) or "last" (the latest validated step)
     select: str = "val"
     weights: dict[str, float | str] = field(default_factory=lambda: LossWeights().to_dict())

@@ -158,8 +158,11 @@ class Trainer:
 
     def _build_optimisation(self) -> None:
         cfg, info = self.cfg, self.info
-        self.decoder = MaskDecoder.for_model(self.model, cfg.mask_domain, cfg.width, cfg.energy_gate,
-                                             cfg.sim_input)
+        try:
+            self.decoder = MaskDecoder.for_model(self.model, cfg.mask_domain, cfg.width, cfg.energy_gate,
+                                                 cfg.sim_input, cfg.decoder_skip)
+        except ValueError as err:
+            raise UsageError(f"--decoder-skip: {err}") from None
         net: torch.nn.Module = self.decoder
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
