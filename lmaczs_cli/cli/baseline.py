@@ -14,7 +14,9 @@ from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 HELP = """Explain with baseline saliency methods instead of LMAC-ZS (same WAV, PNG and CSV outputs).
 
 Methods: gradcam, gradcam++ (last feature map of the audio encoder), smoothgrad,
-ig (input spectrogram, via captum); repeat --method for several in one run.
+ig (input spectrogram, via captum), lmaczs-perclip (LMAC-ZS without a decoder: each mask
+optimised for its clip and prompt), and the trivial references all-ones, empty and
+random-rectangle; repeat --method for several in one run.
 Target: the zero-shot logit of the prompt.
 
 Examples:
@@ -24,7 +26,8 @@ Examples:
   lmaczs baseline --method gradcam --method gradcam++ audio/ --labels esc50 --top-k 1 --out runs/cam
 """
 
-BASELINES = ("gradcam", "gradcam++", "smoothgrad", "ig")
+BASELINES = ("gradcam", "gradcam++", "smoothgrad", "ig", "lmaczs-perclip", "all-ones", "empty",
+             "random-rectangle")
 
 
 def register(app: typer.Typer) -> None:

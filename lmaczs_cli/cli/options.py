@@ -103,7 +103,8 @@ FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first b
 Methods = Annotated[list[str] | None, typer.Option(
     "--method", "-m", help="lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable).")]
 BaselineMethods = Annotated[list[str], typer.Option(
-    "--method", "-m", help="gradcam, gradcam++, smoothgrad or ig (repeatable).")]
+    "--method", "-m", help="gradcam, gradcam++, smoothgrad, ig, lmaczs-perclip, all-ones, empty or "
+    "random-rectangle (repeatable).")]
 Decoder = Annotated[Path | None, typer.Option(
     "--decoder", envvar="LMACZS_DECODER",
     help="LMAC-ZS decoder checkpoint (default: the one bundled with the model, if any).")]

@@ -16,11 +16,19 @@ _REAL_CLAP: dict[str, Any] = {
     "num_workers": 4, "mask_domain": "stft",
 }
 
+#: the evidence objective (#25): one-sided L_sim, L_out against the clip's unrelated-prompt level,
+#: power-weighted plus plain L1, no similarity input, deep features only, no energy gate
+EVIDENCE: dict[str, Any] = {
+    "sim_loss": "one_sided", "lambda_out": 0.5, "out_ref": "clip", "lambda_div": 0.0, "lambda_absent": 0.0,
+    "sim_input": False, "l1_on": "power", "lambda_l1": 0.3, "lambda_l1_mask": 0.5, "decoder_skip": 2,
+    "energy_gate": False,
+}
+
 #: preset name -> (what it is for, option values by TrainConfig field)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "small": ("the bundled small model on its synthetic world (the shipped decoders' recipe)",
               {"steps": 360, "batch_size": 6, "val_every": 60, "val_size": 48, "num_workers": 1,
-               "labels": "synth", "lambda_absent": 0.3, "select": "last"}),
+               "labels": "synth", "select": "last", **EVIDENCE}),
     "laion": ("LAION-CLAP (laion-htsat-tiny/base): Clotho, as the paper's decoders", _REAL_CLAP),
     "ms-clap-2022": ("Microsoft CLAP 2022, the paper's model: Clotho or its full training mix", _REAL_CLAP),
     "ms-clap-2023": ("Microsoft CLAP 2023 (HTSAT + GPT-2)", _REAL_CLAP),
