@@ -208,6 +208,19 @@ def evidence_terms(
     return out
 
 
+def _out_term(
+    model: ZeroShotModel, magnitude: torch.Tensor, masks: torch.Tensor, sims: torch.Tensor,
+    text: torch.Tensor, own: torch.Tensor, weights: LossWeights, global_sum: SumFn,
+) -> torch.Tensor:
+    """L_out: mean over its pairs of relu(t_j . f((1 - M_ij) X_i) - margin)."""
+    ci, pj, tau = _out_pairs(sims, own, weights.out_pairs, global_sum, weights.out_ref)
+    kept = masks[ci, pj]  # [K, F, T]
+    out_emb = model.encode((1 - kept) * magnitude[ci]).embedding.float()
+    out_sim = (out_emb * text.float()[pj]).sum(-1)
+    n = global_sum(torch.tensor(float(len(ci)), device=sims.device)).clamp_min(1)
+    return global_sum(torch.relu(out_sim - tau).sum()) / n
+
+
 def _class_term(
     model: ZeroShotModel, sims: torch.Tensor, emb: torch.Tensor, text: torch.Tensor, own: torch.Tensor,
     weights: LossWeights, global_sum: SumFn,
@@ -325,13 +338,7 @@ def lmaczs_objective(
         total = total + weights.tv * tv
         parts["tv"] = tv
     if weights.out > 0:
-        ci, pj, tau = _out_pairs(sims, own, weights.out_pairs, global_sum, weights.out_ref)
-        kept = masks[ci, pj]  # [K, F, T]
-        out_emb = model.encode((1 - kept) * magnitude[ci]).embedding.float()
-        out_sim = (out_emb * text.float()[pj]).sum(-1)
-        l_out = global_sum(torch.relu(out_sim - tau).sum()) / global_sum(
-            torch.tensor(float(len(ci)), device=sims.device)
-        ).clamp_min(1)
+        l_out = _out_term(model, magnitude, masks, sims, text, own, weights, global_sum)
         total = total + weights.out * l_out
         parts["out"] = l_out
     if weights.cls > 0:

@@ -67,9 +67,14 @@ def test_run_json_and_result_columns_say_what_produced_them(tmp_path: Path) -> N
         and lm["mask_domain"] == "stft"
     )
     assert run["seed"] == 0 and run["precision"] == "fp32" and run["device"] == "cpu"
-    assert run["started"] <= run["finished"] and run["warnings"] == []
+    assert run["started"] <= run["finished"]
     rows = _rows(out / "results.csv")
     assert len(rows) == 2
+    # the only warning a clean run on the demo may carry: pairs whose s~ left s by more than the
+    # tolerance (the evidence maps' "knock" matches better than the mixture), counted as in the table
+    unfaithful = sum(r["faithful"] == "0" for r in rows)
+    expected = [f"{unfaithful} of 2 explanations are not faithful"] if unfaithful else []
+    assert [w.split(" (")[0] for w in run["warnings"]] == expected
     for row in rows:
         assert row["run_id"] == run["run_id"] and row["model"] == "small"
         assert row["checkpoint"] == str(weights) and row["decoder"] == str(decoder)

@@ -230,7 +230,8 @@ def test_preset_fills_what_the_command_line_left_at_its_default(tmp_path: Path) 
     assert cfg["preset"] == "small"
     assert (cfg["steps"], cfg["val_size"], cfg["num_workers"]) == (2, 4, 0)  # given on the command line
     assert (cfg["batch_size"], cfg["val_every"]) == (6, 60)  # from the preset
-    assert (cfg["weights"]["sim_loss"], cfg["weights"]["out_ref"], cfg["select"]) == ("one_sided", "clip", "last")
+    w = cfg["weights"]
+    assert (w["sim_loss"], w["out_ref"], cfg["select"]) == ("one_sided", "clip", "last")
     assert (cfg["weights"]["l1_on"], cfg["weights"]["l1_mask"], cfg["sim_input"]) == ("power", 0.5, False)
     assert cfg["decoder_skip"] == 1  # the command line wins over the preset's 2
     assert len(cfg["extra_prompts"]) == 10  # the preset's --labels synth
