@@ -66,7 +66,7 @@ complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
-complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable).'
+complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad, ig, lmaczs-perclip, all-ones, empty or random-rectangle (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l condition -r -d 'clean, esc50-mix, white-noise or speech:DIR (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l folds -r -d 'Folds, e.g. 5 or 1-4 or 1,3.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l esc10 -d 'ESC-10 subset of ESC-50.'
@@ -99,7 +99,7 @@ complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
-complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable).'
+complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad, ig, lmaczs-perclip, all-ones, empty or random-rectangle (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l mode -r -d 'cascading (top-down, cumulative) or independent.'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l granularity -r -d 'HTSAT models: randomise whole Swin stages or single blocks (CNN14: always its conv blocks).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l max-samples -r -d 'Use a seeded subset of N clips.'

@@ -208,35 +208,38 @@ def evidence_terms(
     return out
 
 
+Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]
+
+
 def _out_term(
-    model: ZeroShotModel, magnitude: torch.Tensor, masks: torch.Tensor, sims: torch.Tensor,
-    text: torch.Tensor, own: torch.Tensor, weights: LossWeights, global_sum: SumFn,
+    model: ZeroShotModel, magnitude: torch.Tensor, masks: torch.Tensor, text: torch.Tensor,
+    pairs: Pairs, global_sum: SumFn,
 ) -> torch.Tensor:
-    """L_out: mean over its pairs of relu(t_j . f((1 - M_ij) X_i) - margin)."""
-    ci, pj, tau = _out_pairs(sims, own, weights.out_pairs, global_sum, weights.out_ref)
+    """L_out: mean over its ``pairs`` (from :func:`_out_pairs`) of relu(t_j . f((1 - M_ij) X_i) - margin)."""
+    ci, pj, tau = pairs
     kept = masks[ci, pj]  # [K, F, T]
     out_emb = model.encode((1 - kept) * magnitude[ci]).embedding.float()
     out_sim = (out_emb * text.float()[pj]).sum(-1)
-    n = global_sum(torch.tensor(float(len(ci)), device=sims.device)).clamp_min(1)
+    n = global_sum(torch.tensor(float(len(ci)), device=masks.device)).clamp_min(1)
     return global_sum(torch.relu(out_sim - tau).sum()) / n
 
 
 def _class_term(
-    model: ZeroShotModel, sims: torch.Tensor, emb: torch.Tensor, text: torch.Tensor, own: torch.Tensor,
-    weights: LossWeights, global_sum: SumFn,
+    model: ZeroShotModel, emb: torch.Tensor, text: torch.Tensor, own: torch.Tensor, pairs: Pairs,
+    global_sum: SumFn,
 ) -> torch.Tensor:
-    """L_cls: mean over L_out's pairs (i, j) of -log softmax_k(scale * t_k . a~_ij)[j]."""
-    b, p = sims.shape
+    """L_cls: mean over L_out's ``pairs`` (i, j) of -log softmax_k(scale * t_k . a~_ij)[j]."""
+    b, p = emb.shape[:2]
     scale = float(getattr(model, "logit_scale", 1.0 / 0.07))
     logits = scale * torch.einsum("bjd,kd->bjk", emb, text.float())  # [B, P(explained), P(candidates)]
-    rows = torch.arange(b, device=sims.device)
-    not_own = torch.ones(b, p, p, dtype=torch.bool, device=sims.device)
+    rows = torch.arange(b, device=emb.device)
+    not_own = torch.ones(b, p, p, dtype=torch.bool, device=emb.device)
     not_own[rows, :, own] = False  # a clip's caption names every sound in it: not a rival ...
     not_own[rows, own, own] = True  # ... except when it is the explained prompt itself
     logits = logits.masked_fill(~not_own, float("-inf"))
     ce = torch.logsumexp(logits, -1) - logits.diagonal(dim1=1, dim2=2)  # [B, P]
-    ci, pj, _ = _out_pairs(sims, own, weights.out_pairs, global_sum, weights.out_ref)
-    n = global_sum(torch.tensor(float(len(ci)), device=sims.device)).clamp_min(1)
+    ci, pj, _ = pairs
+    n = global_sum(torch.tensor(float(len(ci)), device=emb.device)).clamp_min(1)
     return global_sum(ce[ci, pj].sum()) / n
 
 
@@ -337,12 +340,14 @@ def lmaczs_objective(
         tv = global_sum(tv_sum) / global_sum(torch.tensor(float(n_masks), device=sims.device))
         total = total + weights.tv * tv
         parts["tv"] = tv
+    if weights.out > 0 or weights.cls > 0:
+        pairs = _out_pairs(sims, own, weights.out_pairs, global_sum, weights.out_ref)
     if weights.out > 0:
-        l_out = _out_term(model, magnitude, masks, sims, text, own, weights, global_sum)
+        l_out = _out_term(model, magnitude, masks, text, pairs, global_sum)
         total = total + weights.out * l_out
         parts["out"] = l_out
     if weights.cls > 0:
-        l_cls = _class_term(model, sims, emb, text, own, weights, global_sum)
+        l_cls = _class_term(model, emb, text, own, pairs, global_sum)
         total = total + weights.cls * l_cls
         parts["cls"] = l_cls
     if weights.absent > 0:

@@ -101,7 +101,8 @@ FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first b
 
 # -- methods -----------------------------------------------------------------------------
 Methods = Annotated[list[str] | None, typer.Option(
-    "--method", "-m", help="lmaczs, gradcam, gradcam++, smoothgrad or ig (repeatable).")]
+    "--method", "-m", help="lmaczs, gradcam, gradcam++, smoothgrad, ig, lmaczs-perclip, all-ones, empty or "
+    "random-rectangle (repeatable).")]
 BaselineMethods = Annotated[list[str], typer.Option(
     "--method", "-m", help="gradcam, gradcam++, smoothgrad, ig, lmaczs-perclip, all-ones, empty or "
     "random-rectangle (repeatable).")]

@@ -147,7 +147,8 @@ class MaskDecoder(nn.Module):
             enc = model.encode(probe)
         shapes = [list(h.shape[1:]) for h in enc.hidden]
         if not 0 <= skip < len(shapes):
-            raise ValueError(f"skip {skip}: the model has {len(shapes)} hidden maps (0 to {len(shapes) - 1})")
+            n = len(shapes)
+            raise ValueError(f"--decoder-skip {skip}: the model has {n} hidden maps (0 to {n - 1})")
         shapes = shapes[skip:]
         if any(len(s) != 3 for s in shapes):
             raise ValueError(f"hidden maps must be [B, C, H, W]; got shapes {shapes}")

@@ -8,7 +8,7 @@ The grids of all pairs are optimised together with Adam under
 with): the masked clip must match the prompt at least as well as the clip (``s~ >= s - margin``),
 what the mask removes must match it no better than the clip's reference level, and the mask
 must be small (mean M). It stops at ``steps`` or when the loss has not improved by ``tol`` for
-``patience`` steps. Seeded (the initial grids are constant, the optimiser deterministic).
+``patience`` steps. Seeded (near-zero random initial grids from ``seed``; Adam is deterministic).
 
 The reference level ``tau`` of a clip is its median similarity to the *reference prompts*
 (``reference``: e.g. every label of the run; most do not describe the clip, so the median is
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.explainers.decoder import mel_to_linear_matrix
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
-from lmaczs_cli.objective import EvidenceWeights, evidence_terms
+from lmaczs_cli.objective import EvidenceWeights, evidence_terms, kept_share
 from lmaczs_cli.runtime import autocast
 
 
@@ -102,8 +102,6 @@ class PerClipLMACZS(Explainer):
         opt = torch.optim.Adam([logits], lr=self.lr)
         best, stale = float("inf"), 0
         size = (model.n_mels, mag.shape[-1])
-        pw = mag.float().square()
-        pw = pw / pw.sum((-2, -1), keepdim=True).clamp_min(1e-12)
         steps_run = 0
         for _ in range(self.steps):
             steps_run += 1
@@ -111,7 +109,7 @@ class PerClipLMACZS(Explainer):
             with autocast(mag.device, self.precision):
                 s_in = (model.encode(mask * mag).embedding.float() * text).sum(-1)
                 s_out = (model.encode((1 - mask) * mag).embedding.float() * text).sum(-1)
-            kept = (mask * pw).sum((-2, -1)) if self.weights.power > 0 else None
+            kept = kept_share(mag, mask[:, None], power=True)[:, 0] if self.weights.power > 0 else None
             loss = evidence_terms(s, s_in, s_out, tau, mask.mean((-2, -1)), self.weights, kept)["total"].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -63,6 +63,8 @@ def _check_grid(model: ZeroShotModel) -> None:
 
 #: an event is *quiet* when its ground-truth bins hold less than this share of the clip's power
 QUIET_SHARE = 0.1
+
+
 def ci95(values: np.ndarray) -> list[float]:
     """95 % percentile-bootstrap interval of the mean of ``values`` over events (1000 resamples)."""
     _, lo, hi = bootstrap_ci(np.asarray(values, dtype=float))
@@ -185,7 +187,7 @@ def groundtruth_metrics(
     dev = model.device
     text = model.embed_text(prompts)  # [P, D]
     if hasattr(explainer, "reference"):
-        explainer.reference = text  # per-clip LMAC-ZS: tau from the clip's mean over every class prompt
+        explainer.reference = text  # per-clip LMAC-ZS: tau from the clip's median over every class prompt
     sims, masked, means, present = [], [], [], []
     empty = 0
     tally = EventTally()

@@ -161,8 +161,8 @@ class Trainer:
         try:
             self.decoder = MaskDecoder.for_model(self.model, cfg.mask_domain, cfg.width, cfg.energy_gate,
                                                  cfg.sim_input, cfg.decoder_skip)
-        except ValueError as err:
-            raise UsageError(f"--decoder-skip: {err}") from None
+        except ValueError as err:  # e.g. --decoder-skip beyond the model's hidden maps
+            raise UsageError(str(err)) from None
         net: torch.nn.Module = self.decoder
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
