@@ -7,17 +7,18 @@ _lmaczs() {
   done
   local opts=""
   case "$cmd" in
-    explain) opts='--prompt -p --prompts-file --labels --prompt-template --top-k -k --files-from --out -o --residual --save-mask --no-score --resume --fail-fast --decoder --mask-domain --report --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
-    baseline) opts='--method -m --prompt -p --prompts-file --labels --prompt-template --top-k -k --files-from --out -o --residual --save-mask --no-score --resume --fail-fast --ig-steps --smoothgrad-samples --smoothgrad-noise --report --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
-    evaluate) opts='--dataset --data-root --method -m --condition --folds --esc10 --split --max-samples --labels --prompt-template --decoder --mask-domain --ig-steps --smoothgrad-samples --smoothgrad-noise --plots --resume --report --out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
-    sanity-check) opts='--dataset --data-root --method -m --mode --granularity --max-samples --wrong-prompts --folds --esc10 --split --labels --prompt-template --decoder --mask-domain --ig-steps --smoothgrad-samples --smoothgrad-noise --report --out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
+    explain) opts='--prompt -p --prompts-file --labels --prompt-template --top-k -k --files-from --out -o --residual --save-mask --no-score --resume --fail-fast --decoder --mask-domain --report --require-decoder --perclip-steps --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
+    baseline) opts='--method -m --prompt -p --prompts-file --labels --prompt-template --top-k -k --files-from --out -o --residual --save-mask --no-score --resume --fail-fast --ig-steps --smoothgrad-samples --smoothgrad-noise --perclip-steps --report --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
+    evaluate) opts='--dataset --data-root --method -m --condition --folds --esc10 --split --max-samples --labels --prompt-template --decoder --mask-domain --ig-steps --smoothgrad-samples --smoothgrad-noise --perclip-steps --plots --resume --report --out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
+    sanity-check) opts='--dataset --data-root --method -m --mode --granularity --max-samples --wrong-prompts --folds --esc10 --split --labels --prompt-template --decoder --mask-domain --ig-steps --smoothgrad-samples --smoothgrad-noise --perclip-steps --report --out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
     train) opts='--data --data-root --preset --folds --exclude-folds --prompt-template --labels --steps --max-steps --time-limit --val-every --log-every --save-every --val-size --val-fraction --synth-scenes --mask-domain --lr --weight-decay --warmup --width --energy-gate --no-energy-gate --similarity-input --no-similarity-input --decoder-skip --lambda-l1 --lambda-tv --lambda-out --out-pairs --lambda-div --l1-on --div-target --lambda-absent --lambda-l1-mask --lambda-cls --sim-loss --sim-margin --out-ref --select --resume --out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
     classify) opts='--prompt -p --prompts-file --labels --prompt-template --top-k -k --files-from --out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
     synth) opts='--out -o --n -n --seed --events --max-events --min-events --masks --no-masks --quiet -q --json --debug --help' ;;
     fad) opts='--out -o --clap --clap-ckpt --tokenizer-dir --device --batch-size --num-workers --seed --precision --quiet -q --json --debug --help' ;;
     report) opts='--copy-originals --quiet -q --json --debug --help' ;;
+    decoder) opts='--help' ;;
     download) opts='--help' ;;
-    *) COMPREPLY=( $(compgen -W 'explain baseline evaluate sanity-check train classify synth fad report download --version --help' -- "$cur") ); return ;;
+    *) COMPREPLY=( $(compgen -W 'explain baseline evaluate sanity-check train classify synth fad report decoder download --version --help' -- "$cur") ); return ;;
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=( $(compgen -W "$opts" -- "$cur") )

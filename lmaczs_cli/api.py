@@ -264,10 +264,24 @@ def explain_many(
         good = [r for r in records if r["error"] is None]
         done = {id(res.record): res for res in engine.run(good, choose)} if good else {}
         for r in records:
-            if r["error"] is not None:
-                yield ClipExplanations(r["path"], [], r["error"])
+            error = r["error"] if r["error"] is not None else _not_finite(done[id(r)])
+            if error is not None:
+                yield ClipExplanations(r["path"], [], error)
             else:
                 yield ClipExplanations(r["path"], _explanations(done[id(r)], plist, explainer, model))
+
+
+def _not_finite(res: ClipResult) -> str | None:
+    """The clip's error when anything computed for it is NaN or Inf (then nothing is written)."""
+    checks = [("spectrogram", res.magnitude), ("similarity", res.similarities)]
+    checks += [("mask", pr.mask) for pr in res.pairs]
+    checks += [("masked similarity", torch.tensor(pr.masked_similarity)) for pr in res.pairs
+               if pr.masked_similarity is not None]
+    bad = list(dict.fromkeys(name for name, t in checks if not bool(torch.isfinite(t).all())))
+    if not bad:
+        return None
+    return (f"{res.record['path']}: the model computed NaN or Inf ({', '.join(bad)}) for this clip; "
+            "nothing written")
 
 
 def _explanations(res: ClipResult, plist: list[Prompt], explainer: Explainer,

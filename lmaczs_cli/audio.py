@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import os
+import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +39,15 @@ def audio_info(path: Path | str) -> sf._SoundFileInfo:
     """libsndfile's header info for ``path``, with one-line errors naming the file."""
     p = Path(path)
     if not p.exists():
-        raise AudioError(p, "file not found")
+        raise AudioError(p, _missing_reason(p))
     if p.is_dir():
         raise AudioError(p, "is a directory, not an audio file")
     size = p.stat().st_size
     if size == 0:
         raise AudioError(p, "empty file (0 bytes)")
     try:
-        info = sf.info(str(p))
+        with native_quiet(p):
+            info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError) as e:
         with p.open("rb") as f:
             head = f.read(4)
@@ -52,6 +59,42 @@ def audio_info(path: Path | str) -> sf._SoundFileInfo:
     if info.samplerate <= 0:
         raise AudioError(p, f"invalid sample rate {info.samplerate}")
     return info
+
+
+_MPEG_SUFFIXES = (".mp3", ".mp2", ".mpga", ".mpeg")
+
+
+@contextlib.contextmanager
+def native_quiet(path: Path | str) -> Iterator[None]:
+    """Hold back what libsndfile's MP3 decoder (mpg123) prints straight to stderr while it reads
+    ``path`` ("Note: Illegal Audio-MPEG-Header ...", resync notes): damaged data either decodes
+    or fails with our own one-line error. Other files are read as they are."""
+    if Path(path).suffix.lower() not in _MPEG_SUFFIXES:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _missing_reason(p: Path) -> str:
+    """Why ``p`` (which does not exist) cannot be read: no such file, a dangling link, a loop."""
+    if not p.is_symlink():
+        return "file not found"
+    try:
+        p.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 raises this for a loop
+        return "symbolic link loop (the link leads back to itself)"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+    return f"broken symbolic link (its target {os.readlink(p)} does not exist)"
 
 
 def _short(e: Exception) -> str:
@@ -67,17 +110,71 @@ def read_audio(
     start = int(round(offset_s * info.samplerate))
     frames = -1 if duration_s is None else int(round(duration_s * info.samplerate))
     try:
-        data, sr = sf.read(
-            str(path), start=start, frames=frames, dtype="float32", always_2d=True
-        )
+        with native_quiet(path):
+            data, sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AudioError(path, f"corrupt audio data ({_short(e)})") from None
     if data.shape[0] == 0:
         raise AudioError(path, "no audio samples in the requested span")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    check_samples(path, mono)
+    return np.ascontiguousarray(mono), sr, info
+
+
+#: the largest sample magnitude read as audio: +80 dB over full scale. Beyond it a float file holds
+#: mis-scaled or garbage data, and a model's power spectrum would overflow float32 into NaN
+MAX_PEAK = 1e4
+
+
+def check_samples(path: Path | str, mono: np.ndarray) -> None:
+    """Raise ``AudioError`` for samples no model can take: NaN/Inf, or far beyond full scale."""
     if not np.isfinite(mono).all():
         raise AudioError(path, "contains NaN or Inf samples")
-    return np.ascontiguousarray(mono), sr, info
+    peak = float(np.max(np.abs(mono))) if mono.size else 0.0
+    if peak > MAX_PEAK:
+        raise AudioError(path, f"samples reach {peak:.3g}, far beyond full scale (±1; at most "
+                               f"{MAX_PEAK:g} is read): mis-scaled float data? Rescale the file")
+
+
+_SHOULD_BE = re.compile(r"^(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def header_warning(path: Path | str) -> str | None:
+    """A note when ``path``'s header promises more audio than the file holds (a truncated copy),
+    from libsndfile's header log; None otherwise (also for files it cannot read)."""
+    try:
+        with native_quiet(path):
+            info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None
+    m = _SHOULD_BE.search(info.extra_info or "")
+    if not m or int(m.group(3)) >= int(m.group(2)) or int(m.group(3)) <= 0:
+        return None
+    promised = int(round(info.frames * int(m.group(2)) / int(m.group(3))))
+    return (f"truncated file: its header promises {promised} frames ({promised / info.samplerate:.3g} s) "
+            f"but it holds {info.frames} ({info.frames / info.samplerate:.3g} s); explained as it is")
+
+
+#: a peak over this is worth a warning (resampling a clip that touches full scale overshoots a little)
+OVER_SCALE_PEAK = 2.0
+#: a clip whose peak stays within two 16-bit steps (-84 dBFS) is digital silence
+SILENCE_PEAK = 2.0 / 32768.0
+
+
+def wave_warning(wave: torch.Tensor | np.ndarray, channels: int) -> str | None:
+    """A note on samples that decode but mislead: digital silence (a stereo file whose channels
+    cancel in the mono mix the model hears), or a peak over full scale."""
+    arr = wave.detach().abs() if isinstance(wave, torch.Tensor) else torch.from_numpy(np.abs(wave))
+    peak = float(arr.max()) if arr.numel() else 0.0
+    if peak <= SILENCE_PEAK:
+        if channels > 1:
+            return (f"the mono mix the model hears is digital silence (peak {peak:.2g}): the file's "
+                    f"{channels} channels cancel out (one is the other inverted?)")
+        return f"the clip is digital silence (peak {peak:.2g})"
+    if peak > OVER_SCALE_PEAK:
+        return (f"samples exceed full scale (peak {peak:.3g}, over {OVER_SCALE_PEAK:g} × full scale): "
+                "mis-scaled float data? The model hears it louder than any recording")
+    return None
 
 
 def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
@@ -160,7 +257,8 @@ def wav_subtype_for(source: Path | str | None) -> str:
     if source is None or not Path(source).is_file():
         return "FLOAT"
     try:
-        sub = sf.info(str(source)).subtype
+        with native_quiet(source):
+            sub = sf.info(str(source)).subtype
     except (sf.LibsndfileError, RuntimeError):
         return "FLOAT"
     if sub in _KEEP_SUBTYPES:

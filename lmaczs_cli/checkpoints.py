@@ -7,7 +7,10 @@ A checkpoint is a dict of tensors and plain Python values only::
      "decoder": state_dict, "metrics": {...},
      "train_state": {...}}            # latest.pt only: optimizer, scheduler, step, RNG
 
-so ``torch.load(path, weights_only=True)`` reads it without executing code.
+so ``torch.load(path, weights_only=True)`` reads it without executing code. A decoder also
+travels as a folder (safetensors weights, ``config.json``, model card) or ``hf:ORG/REPO[@REV]``
+from the Hugging Face cache: :func:`read_decoder` reads all three (see
+:mod:`lmaczs_cli.decoder_hub`).
 """
 
 from __future__ import annotations
@@ -73,6 +76,19 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     return ckpt
 
 
+def read_decoder(source: Path | str) -> dict[str, Any]:
+    """The checkpoint dict of a ``--decoder`` value: a ``.pt`` file, a decoder folder or
+    ``hf:ORG/REPO[@REV]`` (local Hugging Face cache only). Folders are read with safetensors
+    after their weights digest is checked; nothing is unpickled."""
+    from lmaczs_cli import decoder_hub as hub
+
+    if hub.is_hub_id(source):
+        return hub.read_folder(hub.hub_folder(str(source)), str(source))
+    if Path(source).is_dir():
+        return hub.read_folder(Path(source))
+    return read_checkpoint(source)
+
+
 def describe_spec(spec: dict[str, Any]) -> str:
     """One-line description of a model's input grid, for messages."""
     return (
@@ -99,8 +115,9 @@ def check_compatible(
 
 
 def load_decoder(path: Path | str, model: Any, domain: str | None = None) -> MaskDecoder:
-    """Rebuild the decoder saved at ``path`` for ``model`` (refusing a mismatched one)."""
-    ckpt = read_checkpoint(path)
+    """Rebuild the decoder saved at ``path`` (file, folder or ``hf:`` id) for ``model``, refusing
+    a mismatched one."""
+    ckpt = read_decoder(path)
     check_compatible(ckpt, model.spec_id(), domain, path)
     return decoder_from_checkpoint(ckpt, model, path)
 

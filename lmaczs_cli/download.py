@@ -448,3 +448,67 @@ def clap_artifact(name: str, url: str | None = None, sha256: str | None = None) 
     if sha256:
         return Artifact(known.name, known.url, known.size, sha256, known.description)
     return known
+
+
+# -- Hugging Face: fail fast offline, quiet retries, decoder repos -------------------------
+def hf_endpoint() -> str:
+    """The hub's base URL (``$HF_ENDPOINT``, else https://huggingface.co)."""
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    """One quick TCP connect to ``url``'s host (or to the proxy that would carry the request).
+
+    Raises a one-line :class:`DownloadError` when it fails, so an offline machine hears so at
+    once instead of after a client's retries with back-off (huggingface_hub: six tries, ~24 s).
+    """
+    from urllib.parse import urlsplit
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true"):
+        raise DownloadError("HF_HUB_OFFLINE is set, so nothing can be downloaded; unset it and run again")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+    except OSError as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise DownloadError(f"cannot reach {parts.hostname}:{port} ({reason}); check the network "
+                            "connection (or HTTPS_PROXY) and run the command again") from None
+
+
+@contextmanager
+def hf_quiet():
+    """Silence huggingface_hub's retry warnings while it works (errors still reach us as exceptions)."""
+    import logging
+
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+#: the files of a decoder repo (``lmaczs decoder export`` writes them)
+DECODER_FILES = ("config.json", "model.safetensors", "README.md")
+
+
+def download_hf_decoder(repo_id: str, revision: str | None = None, force: bool = False) -> Path:
+    """Fetch decoder repo ``repo_id`` (at ``revision``) into the Hugging Face cache; returns the
+    snapshot folder (``--decoder hf:REPO`` then finds it offline)."""
+    check_reachable(hf_endpoint())
+    from huggingface_hub import snapshot_download
+
+    try:
+        with hf_quiet():
+            folder = snapshot_download(repo_id, revision=revision, allow_patterns=list(DECODER_FILES),
+                                       cache_dir=str(hf_hub_dirs()[0]), force_download=force)
+    except Exception as e:  # noqa: BLE001 - network, auth, missing repo: one line for the user
+        text = " ".join(str(e).split())[:200] or type(e).__name__
+        raise DownloadError(f"hf:{repo_id}: download failed ({text})") from None
+    return Path(folder)

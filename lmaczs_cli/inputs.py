@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,9 +18,12 @@ AUDIO_EXTENSIONS = frozenset(
 
 
 def find_audio_files(root: Path) -> list[Path]:
-    """Audio files below ``root`` (recursive, by extension), sorted for reproducibility."""
+    """Audio files below ``root`` (recursive, by extension), sorted for reproducibility.
+
+    Links that lead nowhere (dangling, or a loop) are kept, so they fail with their reason."""
     return sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        p for p in root.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.suffix.lower() in AUDIO_EXTENSIONS
     )
 
 
@@ -55,15 +59,29 @@ def collect_inputs(paths: Iterable[Path], files_from: str | None = None) -> Inpu
             found = find_audio_files(p)
             out.extend(found)
             if not found:
-                problems.append(InputProblem(str(p.resolve()), f"{p}: folder holds no audio files"))
+                problems.append(InputProblem(str(_canonical(p)), f"{p}: folder holds no audio files"))
         else:
             out.append(p)
     if files_from is not None:
         out.extend(_read_list(files_from))
-    unique = list(dict.fromkeys(p.resolve() for p in out))
+    unique = list(dict.fromkeys(_canonical(p) for p in out))
     if not unique and not problems:
         raise UsageError("no audio inputs: give files, folders, or --files-from FILE|-")
     return Inputs(unique, problems)
+
+
+def _canonical(p: Path) -> Path:
+    """``p`` resolved through its links when it leads to a file; else the absolute name given.
+
+    A dangling link or a symlink loop keeps the user's own name, so its error row names what
+    they typed (not the link's target), and a loop never raises here.
+    """
+    try:
+        if p.exists():
+            return p.resolve()
+    except (OSError, RuntimeError):
+        pass
+    return Path(os.path.abspath(p))
 
 
 def _read_list(spec: str) -> list[Path]:

@@ -82,6 +82,16 @@ def _ticks(span: float, target: int) -> list[float]:
     return [i * step for i in range(int(span / step + 1e-9) + 1)]
 
 
+def printable(text: str, limit: int = 80) -> str:
+    """``text`` as one drawable line: control and format characters (CR, tabs, bidi overrides,
+    zero-width marks) shown escaped, e.g. ``\\r``, and cut to ``limit`` characters with an ellipsis."""
+    import unicodedata
+
+    out = "".join(ch if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+                  else ascii(ch)[1:-1] for ch in text)
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
 def _fmt(v: float) -> str:
     return f"{v:g}" if abs(v - round(v)) > 1e-9 else str(int(round(v)))
 
@@ -104,6 +114,7 @@ def render_map_png(path: Path | str, magnitude: np.ndarray, mask: np.ndarray, sa
     lo, hi = float(spec.min()), float(spec.max())
     img = Image.new("RGB", (w, h), _WHITE)
     draw = ImageDraw.Draw(img)
+    title, banner = printable(title, 150), banner and printable(banner, 150)
     if banner:
         draw.rectangle([0, 0, w, 24], fill=_RED)
         draw.text((w // 2, 12), banner, fill=_WHITE, font=_font(15, True), anchor="mm")

@@ -88,9 +88,15 @@ def rows_to_csv(rows: Iterable[Mapping[str, Any]], columns: list[str]) -> str:
     """Render rows as CSV text with a header (missing keys -> empty cells)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    # csv quotes a cell holding "\n" but not one holding a bare "\r", which readers take for a line
+    # break: rows with one (a prompt typed with a carriage return) are written fully quoted
+    quoted = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n",
+                            quoting=csv.QUOTE_NONNUMERIC)
     w.writeheader()
     for r in rows:
-        w.writerow({k: _cell(r.get(k)) for k in columns})
+        cells = {k: _cell(r.get(k)) for k in columns}
+        cr = any(isinstance(v, str) and "\r" in v for v in cells.values())
+        (quoted if cr else w).writerow(cells)
     return buf.getvalue()
 
 

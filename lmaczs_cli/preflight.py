@@ -90,15 +90,19 @@ def _decoder_missing(clap: str, methods: Iterable[str],
     """An LMAC-ZS decoder for the model, when LMAC-ZS is among the methods."""
     if "lmaczs" not in methods:
         return []
+    from lmaczs_cli import decoder_hub as hub
     from lmaczs_cli.explainers.bundled import bundled_decoder, check_mask_domain
 
     opts = options.get("lmaczs", {})
     check_mask_domain(opts.get("mask_domain"))
     given = opts.get("decoder")
     if given is not None:
-        return [] if Path(given).is_file() else [f"the decoder file {given} (--decoder): no such file"]
+        problem = hub.source_problem(given)
+        return [problem] if problem else []
     if bundled_decoder(clap, opts.get("mask_domain")) is not None:
         return []
+    if hub.registered_for_clap(clap, opts.get("mask_domain")) is not None:
+        return []  # registered for a model of this name; its weights are matched once it is loaded
     from lmaczs_cli.jobs.train.presets import preset_for_model
 
     preset = preset_for_model(clap) or "laion"
@@ -106,8 +110,20 @@ def _decoder_missing(clap: str, methods: Iterable[str],
     bundled = f"no {domain}-domain decoder is bundled for --clap {clap}" if domain else "none is bundled"
     flag = f" --mask-domain {domain}" if domain else ""
     return [f"an LMAC-ZS decoder trained for {clap} ({bundled}: `lmaczs train --clap {clap} "
-            f"--preset {preset}{flag} --data clotho --data-root DIR --out runs/dec`, then --decoder "
-            f"runs/dec/best.pt; {TRAIN_COST})"]
+            f"--preset {preset}{flag} --data clotho --data-root DIR --out runs/dec`, which makes it the "
+            f"default, or `lmaczs download decoder hf:ORG/REPO`; {TRAIN_COST})"]
+
+
+#: what per-clip LMAC-ZS costs, measured (benchmarks/bench_perclip.py)
+PERCLIP_COST = "about 150 optimisation steps of 2 encodes and their backward per clip and prompt"
+#: the methods that explain any model with its weights alone
+NO_DECODER_METHODS = "lmaczs-perclip, gradcam, gradcam++, smoothgrad, ig"
+
+
+def lacks_decoder(clap: str, options: Mapping[str, Mapping[str, Any]]) -> bool:
+    """True when LMAC-ZS has no decoder for ``clap``: none given with --decoder, bundled or cached."""
+    opts = options.get("lmaczs", {})
+    return opts.get("decoder") is None and bool(_decoder_missing(clap, ["lmaczs"], options))
 
 
 def check_ready(command: str, run: Any, methods: Iterable[str] = (),
@@ -117,11 +133,17 @@ def check_ready(command: str, run: Any, methods: Iterable[str] = (),
 
     check_known(run.clap)
     missing = _model_missing(run.clap, run.clap_ckpt, run.tokenizer_dir)
-    missing += _decoder_missing(run.clap, methods, method_options or {})
+    no_decoder = _decoder_missing(run.clap, methods, method_options or {})
+    missing += no_decoder
     if not missing:
         return
     items = "; ".join(f"({i}) {m}" for i, m in enumerate(missing, start=1))
-    offline = "" if run.clap == "small" else (
-        "; to try lmaczs offline now: --clap small (bundled) or --clap-ckpt random")
+    hints = []
+    if no_decoder:
+        hints.append("without a decoder: `lmaczs explain` (without --require-decoder) explains each clip "
+                     f"by per-clip LMAC-ZS (slower), and these methods need none: {NO_DECODER_METHODS}")
+    if run.clap != "small" and str(run.clap_ckpt) != "random":
+        hints.append("to try lmaczs offline now: --clap small (bundled) or --clap-ckpt random")
+    extra = "".join(f"; {h}" for h in hints)
     raise UsageError(f"cannot {command} with --clap {run.clap} yet: missing {items}. "
-                     f"Step by step: {GUIDE}{offline}")
+                     f"Step by step: {GUIDE}{extra}")

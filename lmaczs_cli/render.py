@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lmaczs_cli.mapimage import MAP_SIZE  # noqa: F401  (the size of every explanation map)
+from lmaczs_cli.mapimage import (
+    MAP_SIZE,  # noqa: F401  (the size of every explanation map)
+    printable,
+)
 from lmaczs_cli.outputs import atomic_path
 
 _DPI = 100
@@ -22,7 +25,8 @@ def map_title(prompt: str, method: str, rank: int, model_name: str, similarity: 
               masked: float | None) -> str:
     """A map's title: prompt, method, prompt rank, model, s and s~."""
     ms = "" if masked is None else f", masked s~ = {masked:.3f}"
-    return f'"{prompt[:80]}" — {method}, prompt rank {rank}, model {model_name}: s = {similarity:.3f}{ms}'
+    return (f'"{printable(prompt)}" — {method}, prompt rank {rank}, model {model_name}: '
+            f"s = {similarity:.3f}{ms}")
 
 
 def map_banner(model, in_domain: bool | None) -> str | None:

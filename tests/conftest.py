@@ -17,3 +17,10 @@ def esc50_mini() -> Path:
     if not (ESC50_MINI / "meta" / "esc50.csv").exists():
         pytest.skip("../shared/data/esc50-mini is not present")
     return ESC50_MINI
+
+
+@pytest.fixture(autouse=True)
+def _own_decoder_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test registers trained decoders in a cache of its own, never the developer's
+    (``lmaczs train`` makes its decoder the default for the model's weights)."""
+    monkeypatch.setenv("LMACZS_DECODER_CACHE", str(tmp_path_factory.mktemp("decoders")))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +187,28 @@ def test_decoder_skip_reads_only_the_deeper_maps() -> None:
     assert m.shape == mag.shape
     with pytest.raises(ValueError, match="skip"):
         MaskDecoder.for_model(model, "mel", skip=len(enc.hidden))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clap", ["laion-htsat-tiny", "ms-clap-2022", "hf-htsat-tiny"])
+def test_explain_with_weights_alone_runs_per_clip_and_says_so(tmp_path: Path, clap: str) -> None:
+    """No decoder anywhere (a bare home): the headline command explains per clip, in one line
+    says how, and the row, run.json and the map name the method."""
+    import subprocess
+    import sys
+
+    from tests.test_preflight import SCENE, _bare_env
+
+    out = tmp_path / "o"
+    r = subprocess.run(
+        [sys.executable, "-m", "lmaczs_cli", "explain", str(SCENE), "--clap", clap, "--clap-ckpt", "random",
+         "--prompt", "dog barking", "--perclip-steps", "2", "--out", str(out)],
+        env=_bare_env(tmp_path / "home"), cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("explaining per clip instead (method lmaczs-perclip") == 1
+    with (out / "results.csv").open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["method"] == "lmaczs-perclip" and row["status"] == "ok" and row["decoder"] == ""
+    assert "lmaczs-perclip" in (out / "run.json").read_text()
+    assert Path(row["png"]).parent.name == "lmaczs-perclip" and Path(row["wav"]).is_file()

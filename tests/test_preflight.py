@@ -48,8 +48,12 @@ def test_a_bare_machine_hears_everything_that_is_missing_at_once(tmp_path: Path)
     assert msg.startswith("lmaczs: error: cannot explain with --clap laion-htsat-tiny yet: missing (1)")
     assert "`lmaczs download clap 630k-audioset-best.pt`" in msg  # (1) the checkpoint
     assert "`lmaczs download tokenizer`" in msg  # (2) the tokenizer
-    assert "an LMAC-ZS decoder trained for laion-htsat-tiny" in msg and "--preset laion" in msg  # (3)
+    assert "decoder" not in msg  # none is needed: without one, explain runs per clip
     assert 'README "Explaining a real CLAP"' in msg and "--clap small" in msg
+    r, cpu = _lmaczs(["explain", str(SCENE), "--prompt", "dog barking", "--require-decoder", "--out",
+                      str(tmp_path / "o")], env, tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "(3) an LMAC-ZS decoder trained for laion-htsat-tiny" in r.stderr and "--preset laion" in r.stderr
     assert cpu < 2.0  # answered without building anything (no torch import)
     assert not (tmp_path / "o").exists()
 
@@ -60,7 +64,7 @@ def test_a_bare_machine_hears_everything_that_is_missing_at_once(tmp_path: Path)
         (["--clap", "ms-clap-2022"], "`lmaczs download clap ms-clap-2022`"),
         (["--clap", "hf:laion/clap-htsat-unfused"], "`lmaczs download clap hf:laion/clap-htsat-unfused`"),
         (
-            ["--clap", "laion-htsat-tiny", "--clap-ckpt", "random"],
+            ["--clap", "laion-htsat-tiny", "--clap-ckpt", "random", "--require-decoder"],
             "an LMAC-ZS decoder trained for laion-htsat-tiny",
         ),
         (["--clap", "small", "--decoder", "nope.pt"], "the decoder file nope.pt (--decoder): no such file"),

@@ -36,7 +36,7 @@ FAKE = ["--clap", "fake", "--device", "cpu"]
 
 
 def _rows(path: Path) -> list[dict]:
-    with path.open() as f:
+    with path.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -665,7 +665,11 @@ def test_a_hostile_folder_gives_every_good_clip_its_rows(tmp_path: Path) -> None
     (d / "header.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 10)
     (d / "folder.wav").mkdir()
     sf.write(d / "nan.wav", np.full(800, np.nan, np.float32), 16000, subtype="FLOAT")
-    bad = ["empty.wav", "text.wav", "header.wav", "nan.wav"]
+    sf.write(d / "huge.wav", np.full(800, 3e29, np.float32), 16000, subtype="FLOAT")  # finite, absurd
+    (d / "loop.wav").symlink_to("loop.wav")
+    (d / "trunc.wav").write_bytes((d / "stereo 44k.wav").read_bytes()[:60])  # header promises 1 s
+    good.append(d / "trunc.wav")
+    bad = ["empty.wav", "text.wav", "header.wav", "nan.wav", "huge.wav", "loop.wav"]
     out = tmp_path / "out"
     before = {p for p in tmp_path.rglob("*") if out not in p.parents}
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -680,6 +684,8 @@ def test_a_hostile_folder_gives_every_good_clip_its_rows(tmp_path: Path) -> None
             "small",
             "--prompt",
             "this is a sound of beep",
+            "--prompt",
+            "dog\rbark",
             "--residual",
             "--save-mask",
             "--out",
@@ -706,6 +712,9 @@ def test_a_hostile_folder_gives_every_good_clip_its_rows(tmp_path: Path) -> None
     for x in rows:
         if x["status"] == "ok":
             assert sf.info(x["wav"]).frames == sf.info(x["clip"]).frames
+            assert np.isfinite(float(x["similarity"])) and np.isfinite(float(x["masked_similarity"]))
+    assert {x["prompt"] for x in rows if x["status"] == "ok"} == {"this is a sound of beep", "dog\rbark"}
+    assert all("truncated file" in x["warning"] for x in rows if x["clip"].endswith("trunc.wav"))
 
 
 def test_one_file_named_two_ways_is_one_row(tmp_path: Path, monkeypatch) -> None:

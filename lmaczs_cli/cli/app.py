@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "lmaczs_cli.cli.evaluate",
     "lmaczs_cli.cli.sanity_check",
     "lmaczs_cli.cli.train",
+    "lmaczs_cli.cli.decoder",
     "lmaczs_cli.cli.classify",
     "lmaczs_cli.cli.synth",
     "lmaczs_cli.cli.fad",
@@ -38,6 +39,11 @@ COMMAND_MODULES: list[str] = [
 @app.callback()
 def _root(version: o.Version = False) -> None:
     """Explain zero-shot audio classifiers with listenable maps (LMAC-ZS)."""
+    import warnings
+
+    # torch's note on a checkpoint's pickle protocol is for torch's developers; a file it cannot
+    # load safely is refused with our own one-line message
+    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
 
 
 for _mod in COMMAND_MODULES:

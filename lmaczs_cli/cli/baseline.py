@@ -53,6 +53,7 @@ def baseline(
     ig_steps: o.IgSteps = 50,
     smoothgrad_samples: o.SmoothgradSamples = 25,
     smoothgrad_noise: o.SmoothgradNoise = 0.15,
+    perclip_steps: o.PerclipSteps = None,
     report: o.Report = False,
     *,
     shared: Shared,
@@ -63,7 +64,7 @@ def baseline(
     for m in methods:
         if m not in BASELINES:
             raise UsageError(f"--method {m!r}: expected one of {', '.join(BASELINES)}")
-    options = method_options(None, None, ig_steps, smoothgrad_samples, smoothgrad_noise)
+    options = method_options(None, None, ig_steps, smoothgrad_samples, smoothgrad_noise, perclip_steps)
     run_explain_command(shared, methods, options, report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
         save_mask, no_score, resume, fail_fast))

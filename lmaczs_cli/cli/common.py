@@ -179,10 +179,12 @@ def handle_errors(debug_arg: str = "debug") -> Callable[[Callable[..., Any]], Ca
 
 
 def method_options(decoder: Any = None, mask_domain: str | None = None, ig_steps: int = 50,
-                   smoothgrad_samples: int = 25, smoothgrad_noise: float = 0.15) -> dict[str, dict[str, Any]]:
+                   smoothgrad_samples: int = 25, smoothgrad_noise: float = 0.15,
+                   perclip_steps: int | None = None) -> dict[str, dict[str, Any]]:
     """Per-method factory options from the method flags."""
     return {
         "lmaczs": {"decoder": decoder, "mask_domain": mask_domain},
+        "lmaczs-perclip": {} if perclip_steps is None else {"steps": perclip_steps},
         "ig": {"steps": ig_steps},
         "smoothgrad": {"samples": smoothgrad_samples, "noise": smoothgrad_noise},
     }

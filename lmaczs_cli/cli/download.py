@@ -80,9 +80,13 @@ def clap(
     from lmaczs_cli.download import CLAP_CHECKPOINTS, clap_artifact, clap_cache_dir
 
     if name.startswith("hf:"):
+        from lmaczs_cli.download import check_reachable, hf_endpoint, hf_quiet
         from lmaczs_cli.hf_download import download_hf_clap
 
-        typer.echo(str(download_hf_clap(name[3:], force, quiet, url, sha256)))
+        if not (url or sha256):  # those are refused by download_hf_clap with their own message
+            check_reachable(hf_endpoint())  # offline: one line now, not huggingface_hub's retries
+        with hf_quiet():
+            typer.echo(str(download_hf_clap(name[3:], force, quiet, url, sha256)))
         return
     if list_:
         for a in CLAP_CHECKPOINTS.values():
@@ -141,6 +145,36 @@ def dataset(
         raise UsageError(f"name a data set: {', '.join(DATASETS)} (see --list)")
     folder = install_dataset(name, dest, force=force, reporter=ConsoleReporter(quiet=quiet),
                              progress=lambda label: _Progress(label, not quiet))
+    typer.echo(str(folder))
+
+
+@download_app.command("decoder")
+@handle_errors()
+def decoder(
+    repo: o.DecoderRepo, force: o.Force = False, quiet: o.Quiet = False, debug: o.Debug = False
+) -> None:
+    """Download an LMAC-ZS decoder repo (made with lmaczs decoder export) into the Hugging Face cache.
+
+    Its weights are checked against its config.json; then --decoder hf:ORG/REPO finds it offline,
+    and it becomes the default decoder for the model weights it was trained for. Prints the folder.
+    Example: lmaczs download decoder hf:ORG/REPO (upload one with: huggingface-cli upload ORG/REPO DIR)
+    """
+    from lmaczs_cli.decoder_hub import parse_hub_id, read_folder
+    from lmaczs_cli.decoder_hub import register as make_default
+    from lmaczs_cli.download import download_hf_decoder
+
+    repo_id, rev = parse_hub_id(repo, "lmaczs download decoder")
+    folder = download_hf_decoder(repo_id, rev, force)
+    payload = read_folder(folder, repo)  # refuses a folder whose weights do not match its digest
+    spec = payload["spec_id"]
+    if payload.get("clap_weights"):
+        where = make_default(payload, str(payload["clap_weights"]), f"{repo}@{folder.name}")
+        if not quiet:
+            err(f"lmaczs: {repo} is now the default {payload['mask_domain']} decoder for --clap "
+                f"{spec.get('model')} with these weights ({where})")
+    elif not quiet:
+        err(f"lmaczs: {repo} does not name the model weights it was trained for, so it is not made a "
+            f"default: pass it with --decoder {repo}")
     typer.echo(str(folder))
 
 

@@ -46,6 +46,7 @@ def evaluate(
     ig_steps: o.IgSteps = 50,
     smoothgrad_samples: o.SmoothgradSamples = 25,
     smoothgrad_noise: o.SmoothgradNoise = 0.15,
+    perclip_steps: o.PerclipSteps = None,
     plots: o.Plots = False,
     resume: o.Resume = False,
     report: o.Report = False,
@@ -61,7 +62,8 @@ def evaluate(
                            shared.run.seed, labels),
         out=out, methods=list(dict.fromkeys(method or ["lmaczs"])),
         conditions=list(dict.fromkeys(condition or ["clean"])), prompt_template=prompt_template,
-        method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise),
+        method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise,
+                                      perclip_steps),
         resume=resume, plots=plots, run=shared.run,
     )
     from lmaczs_cli.cli.report import also_report

@@ -23,6 +23,9 @@ Examples:
   lmaczs explain audio/ --labels esc50 --top-k 3 --out runs/expl
 
   find data -name '*.wav' | lmaczs explain --files-from - --prompt siren --json
+
+A model with no LMAC-ZS decoder (none bundled, given or trained) is explained per
+clip (method lmaczs-perclip: slower, no training); --require-decoder refuses instead.
 """
 
 
@@ -47,12 +50,15 @@ def explain(
     decoder: o.Decoder = None,
     mask_domain: o.MaskDomain = None,
     report: o.Report = False,
+    require_decoder: o.RequireDecoder = False,
+    perclip_steps: o.PerclipSteps = None,
     *,
     shared: Shared,
 ) -> None:
-    run_explain_command(shared, ["lmaczs"], method_options(decoder, mask_domain), report, **explain_fields(
+    options = method_options(decoder, mask_domain, perclip_steps=perclip_steps)
+    run_explain_command(shared, ["lmaczs"], options, report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
-        save_mask, no_score, resume, fail_fast))
+        save_mask, no_score, resume, fail_fast), require_decoder=require_decoder)
 
 
 def explain_fields(inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,

@@ -98,6 +98,10 @@ Residual = Annotated[bool, typer.Option("--residual", help="Also write what the 
 SaveMask = Annotated[bool, typer.Option("--save-mask", help="Also write the mask as .npy.")]
 NoScore = Annotated[bool, typer.Option("--no-score", help="Skip the masked-similarity pass.")]
 FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first bad input.")]
+RequireDecoder = Annotated[bool, typer.Option(
+    "--require-decoder", envvar="LMACZS_REQUIRE_DECODER",
+    help="Refuse (exit 2) when the model has no LMAC-ZS decoder, instead of explaining each clip by "
+         "per-clip LMAC-ZS (slower); for batch jobs that must not suddenly become slow.")]
 
 # -- methods -----------------------------------------------------------------------------
 Methods = Annotated[list[str] | None, typer.Option(
@@ -108,10 +112,16 @@ BaselineMethods = Annotated[list[str], typer.Option(
     "random-rectangle (repeatable).")]
 Decoder = Annotated[Path | None, typer.Option(
     "--decoder", envvar="LMACZS_DECODER",
-    help="LMAC-ZS decoder checkpoint (default: the one bundled with the model, if any).")]
+    help="LMAC-ZS decoder: a .pt checkpoint, an exported folder or hf:ORG/REPO[@REV] from the Hugging "
+    "Face cache (default: the one registered for the model's weights by train/download, else the "
+    "bundled one).")]
 MaskDomain = Annotated[str | None, typer.Option(
     "--mask-domain", help="LMAC-ZS decoder domain: stft or mel (default: the decoder's).")]
 IgSteps = Annotated[int, typer.Option("--ig-steps", min=2, help="Integrated Gradients steps.")]
+PerclipSteps = Annotated[int, typer.Option(
+    "--perclip-steps", min=1,
+    help="Per-clip LMAC-ZS (lmaczs-perclip): the most optimisation steps per clip and prompt (it stops "
+         "sooner when the loss stops improving); each step costs about 4 encodes.")]
 SmoothgradSamples = Annotated[int, typer.Option(
     "--smoothgrad-samples", min=1, help="SmoothGrad noisy samples.")]
 SmoothgradNoise = Annotated[float, typer.Option(
@@ -278,3 +288,18 @@ DatasetName = Annotated[str | None, typer.Argument(
 Dest = Annotated[Path | None, typer.Option(
     "--dest", help="Folder to fill (default: $XDG_CACHE_HOME/lmaczs/data/NAME); use it as --data-root.")]
 ListDatasets = Annotated[bool, typer.Option("--list", help="List the known data sets and exit.")]
+DecoderRepo = Annotated[str, typer.Argument(
+    metavar="hf:ORG/REPO[@REV]",
+    help="A decoder repo on the Hugging Face Hub (written by lmaczs decoder export).")]
+
+# -- decoder export ----------------------------------------------------------------------
+DecoderSource = Annotated[Path, typer.Argument(
+    metavar="RUN_OR_CHECKPOINT",
+    help="A training run folder (lmaczs train --out; its best.pt) or a decoder .pt file.")]
+ExportOut = Annotated[Path, typer.Option(
+    "--out", "-o", help="Folder to create (new or empty): model.safetensors, config.json, README.md.")]
+SanityDir = Annotated[Path | None, typer.Option(
+    "--sanity-check",
+    help="A lmaczs sanity-check --method lmaczs output folder: its verdict goes on the card.")]
+Register = Annotated[bool, typer.Option(
+    "--register", help="Also make it the default decoder for its model's weights (used without --decoder).")]

@@ -49,6 +49,7 @@ def sanity_check(
     ig_steps: o.IgSteps = 50,
     smoothgrad_samples: o.SmoothgradSamples = 25,
     smoothgrad_noise: o.SmoothgradNoise = 0.15,
+    perclip_steps: o.PerclipSteps = None,
     report: o.Report = False,
     out: o.Out = Path("lmaczs-out/sanity"),
     *,
@@ -62,7 +63,8 @@ def sanity_check(
                            shared.run.seed, labels),
         out=out, methods=list(dict.fromkeys(method or ["lmaczs"])), mode=mode, granularity=granularity,
         wrong_prompts=wrong_prompts, prompt_template=prompt_template,
-        method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise),
+        method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise,
+                                      perclip_steps),
         run=shared.run,
     ), shared.reporter())
     from lmaczs_cli.cli.report import also_report

@@ -83,6 +83,20 @@ def _config(v: dict, shared: Shared):
     )
 
 
+def _make_default(result, rep) -> None:
+    """Register the run's best.pt as the default decoder for the model's weights (and say so)."""
+    from lmaczs_cli.jobs.decoder_export import register_source
+
+    if result.best_step is None or not (result.out / "best.pt").is_file():
+        return
+    folder, why = register_source(result.out)
+    if folder is None:
+        rep.info(f"not made the default decoder ({why}): pass it with --decoder {result.out / 'best.pt'}")
+        return
+    rep.info(f"registered as the default decoder for this model's weights ({folder}): explain, "
+             "evaluate and sanity-check use it when no --decoder is given")
+
+
 def register(app: typer.Typer) -> None:
     command(app, "train", help=HELP, short_help="Train an LMAC-ZS decoder (one device or torchrun DDP).",
             defaults={"num_workers": 2})(train)
@@ -151,6 +165,7 @@ def train(
         wrote.append(result.out / "best.pt")
     kept = "" if result.best_step is not None else " (best.pt unchanged: no better validation loss)"
     rep.info(f"step {result.step}: wrote {' and '.join(map(str, wrote))}{kept}")
+    _make_default(result, rep)
     rep.result({"step": result.step, **result.val, "best_val_loss": result.best_val_loss,
                 "best_step": result.best_step, "out": str(result.out)})
     if result.failed:

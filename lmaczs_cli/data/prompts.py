@@ -157,6 +157,22 @@ def resolve_prompts(
     return list(dict.fromkeys(out))
 
 
+def duplicate_warning(prompts: Sequence[Prompt]) -> str | None:
+    """A warning when prompts differ only in case or spacing (``dog`` and ``Dog``): the model sees
+    near-identical texts, so they split the probability and the ranking between them."""
+    groups: dict[str, list[str]] = {}
+    for p in prompts:
+        groups.setdefault(" ".join(p.text.casefold().split()), []).append(p.text)
+    dups = [g for g in groups.values() if len(g) > 1]
+    if not dups:
+        return None
+    shown = "; ".join(" / ".join(repr(t) for t in g) for g in dups[:3])
+    more = f" and {len(dups) - 3} more groups" if len(dups) > 3 else ""
+    return (f"{sum(len(g) for g in dups)} prompts differ only in case or spacing ({shown}{more}): "
+            "each group splits the probability and the top-k places between near-identical texts; "
+            "keep one of each")
+
+
 def _prompt_file(path: Path) -> list[str]:
     if not path.is_file():
         raise UsageError(f"--prompts-file {path}: file not found")

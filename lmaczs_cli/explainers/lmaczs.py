@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.explainers.bundled import (  # noqa: F401
     bundled_decoder_name,
@@ -83,24 +82,20 @@ class LMACZS(Explainer):
 def build_lmaczs(
     model: ZeroShotModel, decoder: str | Path | None = None, mask_domain: str | None = None
 ) -> LMACZS:
-    """Registry factory: LMAC-ZS with the decoder at ``decoder`` (default: the bundled one).
+    """Registry factory: LMAC-ZS with the decoder ``decoder`` (a .pt file, a decoder folder or
+    ``hf:ORG/REPO[@REV]``; default: the one registered for the model's weights, else the bundled one).
 
     ``mask_domain`` given: refuse a decoder trained for the other domain.
     """
     from lmaczs_cli.checkpoints import load_decoder
+    from lmaczs_cli.explainers.bundled import find_decoder
 
     check_mask_domain(mask_domain)
-    path = Path(decoder) if decoder is not None else default_decoder_path(model.name, mask_domain)
-    if decoder is None and not path.is_file():
-        what = f"{mask_domain}-domain decoder" if mask_domain else "decoder"
-        raise UsageError(
-            f"no {what} is bundled for --clap {model.name}; train one with 'lmaczs train' "
-            "and pass it with --decoder PATH"
-        )
-    dec = load_decoder(path, model, domain=mask_domain)
+    source, recorded = find_decoder(model, decoder, mask_domain)
+    dec = load_decoder(source, model, domain=mask_domain)
     dec.eval()
     for p in dec.parameters():
         p.requires_grad_(False)
     explainer = LMACZS(dec)
-    explainer.decoder_path = str(path.resolve())
+    explainer.decoder_path = recorded
     return explainer

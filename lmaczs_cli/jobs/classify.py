@@ -44,7 +44,7 @@ class ClassifyResult:
 def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> ClassifyResult:
     """Rank the prompts for every clip (its first model window) by zero-shot probability."""
     from lmaczs_cli.data.loading import window_batches
-    from lmaczs_cli.data.prompts import resolve_prompts
+    from lmaczs_cli.data.prompts import duplicate_warning, resolve_prompts
     from lmaczs_cli.inputs import collect_inputs
     from lmaczs_cli.models.registry import load_model
     from lmaczs_cli.outdir import OutDir, check_out_dir
@@ -53,6 +53,8 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
 
     rep, run = reporter or Reporter(), cfg.run
     prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
+    if (dup := duplicate_warning(prompts)) is not None:
+        rep.warn(dup)
     inputs = collect_inputs(cfg.inputs, cfg.files_from)
     paths = inputs.paths
     check_out_dir(cfg.out)
@@ -61,7 +63,9 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
     for w in trust_warnings(model, run.precision):
         rep.warn(w)
-    text = model.embed_text([p.text for p in prompts]).float()
+    from lmaczs_cli.jobs.text_embedding import embed_prompts
+
+    text = embed_prompts(model, [p.text for p in prompts], rep).float()
     k = min(cfg.top_k, len(prompts))
     rows: list[dict] = []
     for p in inputs.problems:

@@ -91,12 +91,14 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, dev, run.seed)
+    from lmaczs_cli.jobs.text_embedding import embed_prompts
+
     prompts = label_prompts(sel.labels, cfg.prompt_template)
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
     record = RunRecord("evaluate", model, explainers, cfg.method_options, run)
     for w in trust_warnings(model, run.precision) + trained_on_warnings(explainers, cfg.data):
         rep.warn(w)
-    ev = _Evaluator(model, explainers, model.embed_text(prompts).float(), sel.labels, run.precision,
+    ev = _Evaluator(model, explainers, embed_prompts(model, prompts, rep).float(), sel.labels, run.precision,
                     cfg.plots, record)
     t0 = time.perf_counter()
     with OutDir(cfg.out) as out:

@@ -22,7 +22,7 @@ from lmaczs_cli.runtime import RunOptions
 
 RESULT_COLUMNS = [
     "clip", "prompt", "label", "method", "rank", "similarity", "masked_similarity", "mask_mean",
-    "faithful", "in_domain", "wav", "residual_wav", "png", "mask", "status", "error",
+    "faithful", "in_domain", "wav", "residual_wav", "png", "mask", "status", "error", "warning",
     "run_id", "model", "checkpoint", "decoder", "mask_domain",
 ]
 
@@ -45,6 +45,8 @@ class ExplainConfig:
     score: bool = True
     resume: bool = False
     fail_fast: bool = False
+    #: with no LMAC-ZS decoder for the model: refuse (exit 2) instead of explaining per clip
+    require_decoder: bool = False
     #: per-method factory options, e.g. {"lmaczs": {"decoder": PATH}, "ig": {"steps": 50}}
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     run: RunOptions = field(default_factory=RunOptions)
@@ -90,7 +92,7 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     ``results.csv`` in ``cfg.out`` keeps the rows of earlier runs: this run's rows
     replace those with the same (clip, prompt, method) and add the others.
     """
-    from lmaczs_cli.data.prompts import resolve_prompts
+    from lmaczs_cli.data.prompts import duplicate_warning, resolve_prompts
     from lmaczs_cli.inputs import collect_inputs
     from lmaczs_cli.outdir import OutDir, check_out_dir
     from lmaczs_cli.preflight import check_ready
@@ -101,20 +103,33 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     if cfg.top_k is not None and cfg.labels is None and not cfg.prompts_file and not cfg.prompt:
         raise UsageError("--top-k needs candidate prompts: --labels, --prompts-file or --prompt")
     prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
+    if (dup := duplicate_warning(prompts)) is not None:
+        rep.warn(dup)
     inputs = collect_inputs(cfg.inputs, cfg.files_from)
     check_out_dir(cfg.out)
-    check_ready("explain" if cfg.methods == ["lmaczs"] else "run baselines", run, cfg.methods,
+    methods = _decoder_fallback(cfg)
+    check_ready("explain" if cfg.methods == ["lmaczs"] else "run baselines", run, methods,
                 cfg.method_options)
+    if methods != cfg.methods:
+        from lmaczs_cli.preflight import PERCLIP_COST
+
+        rep.notice(f"lmaczs: no LMAC-ZS decoder for --clap {run.clap}: explaining per clip instead (method "
+                   f"lmaczs-perclip: each mask optimised under the same objective, {PERCLIP_COST}); a "
+                   "decoder makes it fast (README \"Explaining a real CLAP\"); --require-decoder refuses "
+                   "instead")
     from lmaczs_cli.api import load_explainer, load_model  # torch: only once the run can go ahead
 
     seed_everything(run.seed)
     model = load_model(run.clap, run.clap_ckpt, tokenizer_dir=run.tokenizer_dir, device=run.device,
                        seed=run.seed)
-    explainers = [load_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods]
+    explainers = [load_explainer(m, model, **cfg.method_options.get(m, {})) for m in methods]
     record = RunRecord("explain" if cfg.methods == ["lmaczs"] else "baseline", model,
                        {ex.name: ex for ex in explainers}, cfg.method_options, run)
     for w in trust_warnings(model, run.precision):
         rep.warn(w)
+    from lmaczs_cli.jobs.text_embedding import embed_prompts
+
+    embed_prompts(model, [p.text for p in prompts], rep)  # cached for every method and clip
     t0 = time.perf_counter()
     with OutDir(cfg.out) as out:
         if out.cleaned:
@@ -122,7 +137,7 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
         table = _Table(out, cfg, prompts, record)
         try:
             failed = {p.path: table.fail(p.path, m, p.reason, rep)
-                      for p in inputs.problems for m in cfg.methods}
+                      for p in inputs.problems for m in methods}
             for ex in explainers:
                 failed |= _explain_with(ex, inputs.paths, prompts, cfg, table, rep)
             table.flush()
@@ -132,11 +147,23 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     n_inputs = len(inputs.paths) + len(inputs.problems)
     result = ExplainResult(table.rows, len(failed), n_inputs, table.path, time.perf_counter() - t0)
     noun = "explanation" if table.written == 1 else "explanations"
-    rep.info(f"lmaczs: {table.written} {noun} ({', '.join(cfg.methods)}) in {result.seconds:.1f} s "
+    rep.info(f"lmaczs: {table.written} {noun} ({', '.join(methods)}) in {result.seconds:.1f} s "
              f"-> {table.path}")
     if failed:
         rep.notice(f"lmaczs: {len(failed)} of {n_inputs} inputs failed")
     return result
+
+
+def _decoder_fallback(cfg: ExplainConfig) -> list[str]:
+    """The methods to run: ``lmaczs`` becomes per-clip LMAC-ZS when no decoder is given, bundled or
+    cached for the model, unless ``require_decoder`` (then preflight refuses)."""
+    from lmaczs_cli.preflight import lacks_decoder
+
+    if "lmaczs" not in cfg.methods or cfg.require_decoder:
+        return list(cfg.methods)
+    if not lacks_decoder(cfg.run.clap, cfg.method_options):
+        return list(cfg.methods)
+    return list(dict.fromkeys("lmaczs-perclip" if m == "lmaczs" else m for m in cfg.methods))
 
 
 def _trust_report(table: _Table, model, rep: Reporter) -> None:
@@ -228,14 +255,36 @@ def _save_streaming(explainer, path: Path, prompts: list[Prompt], cfg: ExplainCo
     return None, [_row(e, e.paths, record) for e in saved]
 
 
+def clip_warning(clip: str, wave=None) -> str | None:
+    """What a user should know of a clip that was explained all the same: a truncated file (its
+    header promises more), digital silence (e.g. channels that cancel), a peak over full scale.
+    ``wave``: the samples the model heard (None for streamed clips: only the header is checked)."""
+    import soundfile as sf
+
+    from lmaczs_cli.audio import header_warning, native_quiet, wave_warning
+
+    notes = [header_warning(clip)]
+    if wave is not None:
+        try:
+            with native_quiet(clip):
+                channels = sf.info(clip).channels
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            channels = 1
+        notes.append(wave_warning(wave, channels))
+    return "; ".join(n for n in notes if n) or None
+
+
 def _row(e, paths: dict[str, Path], record: RunRecord) -> dict:
     """The results.csv row of one written explanation (an ``Explanation`` or a ``StreamedExplanation``)."""
+    result = getattr(e, "_result", None)
     return {
         "clip": e.clip, "prompt": e.prompt, "label": e.label, "method": e.method, "rank": e.rank,
         "similarity": e.similarity, "masked_similarity": e.masked_similarity, "mask_mean": e.mask_mean,
         "faithful": _int(e.faithful), "in_domain": _int(e.in_domain),
         "wav": str(paths["wav"]), "residual_wav": _str(paths.get("residual_wav")), "png": str(paths["png"]),
-        "mask": _str(paths.get("mask")), "status": "ok", "error": None, **record.row_fields(e.method),
+        "mask": _str(paths.get("mask")), "status": "ok", "error": None,
+        "warning": clip_warning(e.clip, None if result is None else result.record["wave"]),
+        **record.row_fields(e.method),
     }
 
 
@@ -263,6 +312,7 @@ class _Table:
         self.pending: list[dict] = []
         self.rows: list[dict] = read_csv(self.path)
         self.written = 0
+        self.warned: set[str] = set()
         self._last = 0.0
 
     def todo(self, paths: list[Path], method: str) -> list[Path]:
@@ -292,6 +342,9 @@ class _Table:
         self.written += len(rows)
         for row in rows:
             rep.result({k: v for k, v in row.items() if v not in (None, "")})
+            if row.get("warning") and row["clip"] not in self.warned:  # once per clip, kept in run.json
+                self.warned.add(row["clip"])
+                rep.warn(f"{row['clip']}: {row['warning']}")
         if time.monotonic() - self._last >= 1.0:
             self.flush()
 

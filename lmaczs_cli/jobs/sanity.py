@@ -137,6 +137,7 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     from lmaczs_cli.data.prompts import check_template, label_prompts
     from lmaczs_cli.data.registry import select_items
     from lmaczs_cli.explainers import create_explainer
+    from lmaczs_cli.jobs.text_embedding import embed_prompts
     from lmaczs_cli.models.registry import load_model
     from lmaczs_cli.outdir import OutDir, check_out_dir
     from lmaczs_cli.preflight import check_ready
@@ -149,7 +150,7 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
     check_out_dir(cfg.out)
     check_ready("sanity-check", run, cfg.methods, cfg.method_options)
     model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
-    text = model.embed_text(label_prompts(sel.labels, cfg.prompt_template)).float()
+    text = embed_prompts(model, label_prompts(sel.labels, cfg.prompt_template), rep).float()
     explainers = {m: create_explainer(m, model, **cfg.method_options.get(m, {})) for m in cfg.methods}
     record = RunRecord("sanity-check", model, explainers, cfg.method_options, run)
     for w in trust_warnings(model, cfg.run.precision):

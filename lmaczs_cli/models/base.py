@@ -165,18 +165,22 @@ class ZeroShotModel(nn.Module, ABC):
         """The layer GradCAM hooks and a reshape transform to [B, C, H, W] (or None)."""
 
     # -- shared conveniences ----------------------------------------------
-    def embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
+    def embed_text(self, prompts: Sequence[str], batch_size: int = 1) -> torch.Tensor:
         """Normalised text embeddings [P, D], computed once per prompt and cached.
 
-        Each prompt is embedded on its own, so its embedding does not depend on which
-        other prompts were asked for with it (batched matrix products round differently
-        by batch size): a resumed training run then sees the very same numbers.
+        By default each prompt is embedded on its own, so its embedding does not depend on
+        which other prompts were asked for with it (batched matrix products round differently
+        by batch size): a resumed training run then sees the very same numbers. Long label
+        lists are embedded ``batch_size`` at a time (many times faster; the same list gives
+        the same numbers, which agree with one-by-one ones to float rounding).
         """
         cache: dict[str, torch.Tensor] = self.__dict__.setdefault("_text_cache", {})
         missing = [p for p in dict.fromkeys(prompts) if p not in cache]
-        for p in missing:
+        step = max(1, int(batch_size))
+        for i in range(0, len(missing), step):
+            chunk = missing[i : i + step]
             with torch.no_grad():
-                cache[p] = self._embed_text([p])[0].detach()
+                cache.update(zip(chunk, self._embed_text(chunk).detach(), strict=True))
         return torch.stack([cache[p] for p in prompts]).to(self.device)
 
     def clear_text_cache(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from lmaczs_cli.audio import _resampler, _short, audio_info
+from lmaczs_cli.audio import _resampler, _short, audio_info, check_samples, native_quiet
 from lmaczs_cli.errors import AudioError
 
 #: frames of the file decoded per read (about 1.5 s at 44.1 kHz)
@@ -115,15 +115,14 @@ def model_rate_blocks(path: Path | str, sample_rate: int,
     rs = StreamResampler(info.orig_sample_rate, int(sample_rate))
     got = 0
     try:
-        with sf.SoundFile(str(path)) as f:
+        with native_quiet(path), sf.SoundFile(str(path)) as f:
             while True:
                 data = f.read(read_frames, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
                     break
                 got += data.shape[0]
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-                if not np.isfinite(mono).all():
-                    raise AudioError(path, "contains NaN or Inf samples")
+                check_samples(path, mono)
                 out = rs.push(torch.from_numpy(np.ascontiguousarray(mono)))
                 if out.numel():
                     yield out

@@ -42,6 +42,8 @@
     return node;
   }
 
+  // a prompt of any length stays a short heading; the whole text is its tooltip
+  function short(text, n) { return text.length > n ? `${text.slice(0, n - 1)}…` : text; }
   function fmt(v, digits) { return v === null || v === undefined ? '–' : v.toFixed(digits); }
 
   function fillSelect(name, values) {
@@ -157,10 +159,10 @@
     }
     const map = r.map
       ? el('a', { class: 'map', href: r.map, target: '_blank' },
-        el('img', { src: r.map, loading: 'lazy', alt: `map of "${r.prompt}"` }))
+        el('img', { src: r.map, loading: 'lazy', alt: `map of "${short(r.prompt, 80)}"` }))
       : el('div', { class: 'map none' }, 'no map');
     const info = el('div', { class: 'info' },
-      el('p', { class: 'prompt' }, el('q', {}, r.prompt),
+      el('p', { class: 'prompt' }, el('q', { title: r.prompt }, short(r.prompt, 200)),
         el('span', { class: 'tag method' }, r.method),
         r.rank !== null ? el('span', { class: 'tag' }, `rank ${r.rank}`) : null,
         r.checkpoint === 'random' ? el('span', { class: 'tag random' }, 'RANDOM WEIGHTS') : null),

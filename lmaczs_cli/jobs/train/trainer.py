@@ -228,7 +228,20 @@ class Trainer:
         return self.elapsed_before + time.monotonic() - self.t_start
 
     def run(self) -> TrainResult:
-        """Train to ``cfg.steps`` (or ``max_steps`` / the time limit), validating and saving on the way."""
+        """Train to ``cfg.steps`` (or ``max_steps`` / the time limit), validating and saving on the way.
+
+        Rank 0 holds ``--out`` like every command does: temp files a killed run left there
+        (``.latest.pt.*.part``, ``.log.jsonl.*.part``) are removed at the start."""
+        if not self.info.main:
+            return self._run()
+        from lmaczs_cli.outdir import OutDir
+
+        with OutDir(self.out) as out:
+            if out.cleaned:
+                self.say(f"lmaczs: removed {len(out.cleaned)} temp files left by an interrupted run")
+            return self._run()
+
+    def _run(self) -> TrainResult:
         resumed = self._resume()
         self.log = TrainLog(self.out, self.info.main, self.step if resumed else None)
         self._write_config()
