@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lmaczs_cli.errors import UsageError
 
@@ -68,6 +69,12 @@ def collect_inputs(paths: Iterable[Path], files_from: str | None = None) -> Inpu
     if not unique and not problems:
         raise UsageError("no audio inputs: give files, folders, or --files-from FILE|-")
     return Inputs(unique, problems)
+
+
+def shard_inputs(inputs: Inputs, shard: Any) -> Inputs:
+    """The share of ``inputs`` a :class:`~lmaczs_cli.sharding.Shard` takes; inputs that gave no clip
+    are reported by the first share only."""
+    return Inputs(shard.take(inputs.paths), list(inputs.problems) if shard.first else [])
 
 
 def _canonical(p: Path) -> Path:

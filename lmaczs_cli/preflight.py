@@ -115,7 +115,8 @@ def _decoder_missing(clap: str, methods: Iterable[str],
 
 
 #: what per-clip LMAC-ZS costs, measured (benchmarks/bench_perclip.py)
-PERCLIP_COST = "about 150 optimisation steps of 2 encodes and their backward per clip and prompt"
+PERCLIP_COST = ("at most 50 optimisation steps of about 4 encodes' time each per clip and prompt: "
+                "about 1 min for LAION HTSAT-tiny on one CPU thread, `--perclip-steps` to change")
 #: the methods that explain any model with its weights alone
 NO_DECODER_METHODS = "lmaczs-perclip, gradcam, gradcam++, smoothgrad, ig"
 

@@ -101,6 +101,11 @@ class RunRecord:
             "precision": effective_precision(getattr(run, "precision", None), model), "warnings": [],
         }
 
+    def join(self, run_id: str, shard: dict[str, Any] | None) -> None:
+        """Share ``run_id`` (rank 0's, under torchrun) and record this process's share of the inputs."""
+        self.run_id = self.data["run_id"] = run_id
+        self.data["shard"] = shard
+
     def row_fields(self, method: str) -> dict[str, Any]:
         """What every result row of ``method`` carries about its origin."""
         m = self.methods.get(method, {})
@@ -114,14 +119,20 @@ class RunRecord:
         return all(str(row.get(k) or "") == ("" if want[k] is None else str(want[k]))
                    for k in ("model", "checkpoint", "decoder", "mask_domain"))
 
-    def write(self, out: Path, warnings: list[str], extra: dict[str, Any] | None = None) -> None:
-        """``run.json`` (atomically) and one more line of ``runs.jsonl`` (under a lock)."""
+    def write(self, out: Path, warnings: list[str], extra: dict[str, Any] | None = None,
+              summary: bool = True) -> None:
+        """``run.json`` (atomically; not when ``summary`` is False: a share of a split run other
+        than the first) and one more line of ``runs.jsonl`` (under a lock)."""
         from lmaczs_cli.outdir import locked
         from lmaczs_cli.outputs import write_text_atomic
 
-        self.data.update(finished=_now(), warnings=list(dict.fromkeys(warnings)), **(extra or {}))
+        torch = sys.modules.get("torch")
+        threads = torch.get_num_threads() if torch is not None else None
+        self.data.update(finished=_now(), warnings=list(dict.fromkeys(warnings)), threads=threads,
+                         **(extra or {}))
         text = json.dumps(self.data, indent=2, default=str)
-        write_text_atomic(out / "run.json", text + "\n")
+        if summary:
+            write_text_atomic(out / "run.json", text + "\n")
         with locked(out / ".runs.jsonl.lock"), (out / "runs.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(self.data, default=str) + "\n")
 

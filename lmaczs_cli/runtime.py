@@ -30,6 +30,8 @@ class RunOptions:
     num_workers: int = 0
     seed: int = 0
     precision: str = "fp32"
+    #: torch intra-op threads of this process (0: torch's default)
+    threads: int = 0
 
     def __post_init__(self) -> None:
         check_precision(self.precision)

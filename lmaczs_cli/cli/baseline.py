@@ -55,6 +55,7 @@ def baseline(
     smoothgrad_noise: o.SmoothgradNoise = 0.15,
     perclip_steps: o.PerclipSteps = None,
     report: o.Report = False,
+    shard: o.Shard = None,
     *,
     shared: Shared,
 ) -> None:
@@ -67,4 +68,4 @@ def baseline(
     options = method_options(None, None, ig_steps, smoothgrad_samples, smoothgrad_noise, perclip_steps)
     run_explain_command(shared, methods, options, report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
-        save_mask, no_score, resume, fail_fast))
+        save_mask, no_score, resume, fail_fast), shard=shard)

@@ -35,6 +35,7 @@ def classify(
     top_k: o.ClassifyTopK = 5,
     files_from: o.FilesFrom = None,
     out: o.Out = Path("lmaczs-out"),
+    shard: o.Shard = None,
     *,
     shared: Shared,
 ) -> None:
@@ -42,7 +43,8 @@ def classify(
 
     res = run_classify(ClassifyConfig(
         inputs=inputs or [], out=out, prompt=prompt, prompts_file=prompts_file, labels=labels,
-        prompt_template=prompt_template, top_k=top_k, files_from=files_from, run=shared.run,
+        prompt_template=prompt_template, top_k=top_k, files_from=files_from, shard=shard,
+        run=shared.run,
     ), shared.reporter())
     if not shared.json_out:
         print_table(None, ["clip", "rank", "label", "similarity", "probability"], [

@@ -130,6 +130,10 @@ def command(app: typer.Typer, name: str, *, help: str, short_help: str, runs_mod
             manners = {n: shared.pop(n) for n in o.MANNERS}
             with _errors_handled(manners["debug"]):
                 run = RunOptions(**shared) if runs_model else None
+                if run is not None and run.threads:
+                    import torch
+
+                    torch.set_num_threads(run.threads)
                 return fn(**kwargs, shared=Shared(run, **manners))
 
         params = own + added

@@ -52,13 +52,14 @@ def explain(
     report: o.Report = False,
     require_decoder: o.RequireDecoder = False,
     perclip_steps: o.PerclipSteps = None,
+    shard: o.Shard = None,
     *,
     shared: Shared,
 ) -> None:
     options = method_options(decoder, mask_domain, perclip_steps=perclip_steps)
     run_explain_command(shared, ["lmaczs"], options, report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
-        save_mask, no_score, resume, fail_fast), require_decoder=require_decoder)
+        save_mask, no_score, resume, fail_fast), require_decoder=require_decoder, shard=shard)
 
 
 def explain_fields(inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,

@@ -51,6 +51,11 @@ Precision = Annotated[str, typer.Option(
     "--precision", envvar="LMACZS_PRECISION", help="fp32, bf16 or fp16 (bf16/fp16 on CUDA).")]
 
 #: name -> (type, default) of the shared model options, in --help order
+Threads = Annotated[int, typer.Option(
+    "--threads", min=0, envvar="LMACZS_THREADS",
+    help="torch threads per process (per torchrun rank); 0: torch's default. One per rank avoids "
+         "oversubscribing the cores when several processes share a machine.")]
+
 RUN_OPTIONS: dict[str, tuple[object, object]] = {
     "clap": (Clap, DEFAULT_MODEL),
     "clap_ckpt": (ClapCkpt, None),
@@ -60,6 +65,7 @@ RUN_OPTIONS: dict[str, tuple[object, object]] = {
     "num_workers": (NumWorkers, 0),
     "seed": (Seed, 0),
     "precision": (Precision, "fp32"),
+    "threads": (Threads, 0),
 }
 
 # -- manners of every command (added by `command`) ---------------------------------------
@@ -98,6 +104,11 @@ Residual = Annotated[bool, typer.Option("--residual", help="Also write what the 
 SaveMask = Annotated[bool, typer.Option("--save-mask", help="Also write the mask as .npy.")]
 NoScore = Annotated[bool, typer.Option("--no-score", help="Skip the masked-similarity pass.")]
 FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first bad input.")]
+Shard = Annotated[str, typer.Option(
+    "--shard", envvar="LMACZS_SHARD", metavar="I/N",
+    help="Take every N-th input from the I-th (I from 0), e.g. a Slurm array's "
+         "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; shares write into one --out. Under torchrun "
+         "the ranks split the inputs by themselves.")]
 RequireDecoder = Annotated[bool, typer.Option(
     "--require-decoder", envvar="LMACZS_REQUIRE_DECODER",
     help="Refuse (exit 2) when the model has no LMAC-ZS decoder, instead of explaining each clip by "
@@ -120,8 +131,8 @@ MaskDomain = Annotated[str | None, typer.Option(
 IgSteps = Annotated[int, typer.Option("--ig-steps", min=2, help="Integrated Gradients steps.")]
 PerclipSteps = Annotated[int, typer.Option(
     "--perclip-steps", min=1,
-    help="Per-clip LMAC-ZS (lmaczs-perclip): the most optimisation steps per clip and prompt (it stops "
-         "sooner when the loss stops improving); each step costs about 4 encodes.")]
+    help="Per-clip LMAC-ZS (lmaczs-perclip): the most optimisation steps per clip and prompt (default "
+         "50; it stops sooner when the loss stops improving); each step costs about 4 encodes.")]
 SmoothgradSamples = Annotated[int, typer.Option(
     "--smoothgrad-samples", min=1, help="SmoothGrad noisy samples.")]
 SmoothgradNoise = Annotated[float, typer.Option(

@@ -8,9 +8,11 @@ from pathlib import Path
 import torch
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
+from lmaczs_cli.inputs import Inputs
 from lmaczs_cli.provenance import RunRecord, domain_warning, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
+from lmaczs_cli.sharding import Ranks, Shard, current_shard
 
 COLUMNS = ["clip", "rank", "label", "prompt", "similarity", "probability", "in_domain", "status", "error",
            "run_id", "model"]
@@ -28,6 +30,8 @@ class ClassifyConfig:
     prompt_template: str = DEFAULT_TEMPLATE
     top_k: int = 5
     files_from: str | None = None
+    #: ``"I/N"``: classify only this share of the inputs (torchrun ranks split it further)
+    shard: str | None = None
     run: RunOptions = field(default_factory=RunOptions)
 
 
@@ -43,11 +47,9 @@ class ClassifyResult:
 
 def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> ClassifyResult:
     """Rank the prompts for every clip (its first model window) by zero-shot probability."""
-    from lmaczs_cli.data.loading import window_batches
     from lmaczs_cli.data.prompts import duplicate_warning, resolve_prompts
-    from lmaczs_cli.inputs import collect_inputs
-    from lmaczs_cli.models.registry import load_model
-    from lmaczs_cli.outdir import OutDir, check_out_dir
+    from lmaczs_cli.inputs import collect_inputs, shard_inputs
+    from lmaczs_cli.outdir import check_out_dir
     from lmaczs_cli.preflight import check_ready
     from lmaczs_cli.runtime import seed_everything
 
@@ -55,12 +57,27 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
     if (dup := duplicate_warning(prompts)) is not None:
         rep.warn(dup)
-    inputs = collect_inputs(cfg.inputs, cfg.files_from)
-    paths = inputs.paths
+    shard = current_shard(cfg.shard)
+    inputs = shard_inputs(collect_inputs(cfg.inputs, cfg.files_from), shard)
     check_out_dir(cfg.out)
     check_ready("classify", run)
     seed_everything(run.seed)
-    model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
+    ranks = Ranks(shard, run.device)
+    try:
+        return _classify(cfg, rep, prompts, inputs, shard, ranks)
+    finally:
+        ranks.close()
+
+
+def _classify(cfg: ClassifyConfig, rep: Reporter, prompts: list, inputs: Inputs, shard: Shard,
+              ranks: Ranks) -> ClassifyResult:
+    """The run once it can go ahead (this share of the inputs)."""
+    from lmaczs_cli.data.loading import window_batches
+    from lmaczs_cli.models.registry import load_model
+    from lmaczs_cli.outdir import OutDir
+
+    run, paths = cfg.run, inputs.paths
+    model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, ranks.device, run.seed)
     for w in trust_warnings(model, run.precision):
         rep.warn(w)
     from lmaczs_cli.jobs.text_embedding import embed_prompts
@@ -87,18 +104,21 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> Class
     if warning:
         rep.warn(warning)
     record = RunRecord("classify", model, {}, None, run)
+    record.join(ranks.gather(record.run_id)[0], shard.record())
     for r in rows:
         r.update(run_id=record.run_id, model=model.name)
         rep.result({c: r.get(c) for c in COLUMNS if r.get(c) is not None})
     with OutDir(cfg.out) as out:  # rows of clips classified before and not now are kept
         out.update_table("classify.csv", rows, COLUMNS, lambda r: (r["clip"], str(r.get("rank") or "")),
                          lambda r: r["clip"] in touched)
-        record.write(cfg.out, rep.warnings)
+        record.write(cfg.out, rep.warnings, summary=shard.first)
     csv_path = cfg.out / "classify.csv"
-    rep.info(f"wrote {csv_path}")
+    where = f" (share {shard.index + 1} of {shard.count})" if shard.split else ""
+    rep.info(f"wrote {csv_path}{where}")
     n = len(paths) + len(inputs.problems)
     if failed:
-        rep.notice(f"lmaczs: {failed} of {n} inputs failed")
+        rep.notice(f"lmaczs: {failed} of {n} inputs failed{where}")
+    ranks.gather(None)  # every rank is done: none exits while another still writes
     return ClassifyResult(rows, failed, n, csv_path)
 
 

@@ -15,10 +15,12 @@ from typing import Any
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE, Prompt
 from lmaczs_cli.errors import UsageError
+from lmaczs_cli.inputs import Inputs
 from lmaczs_cli.outputs import inside, read_csv, safe_name
 from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
+from lmaczs_cli.sharding import Ranks, Shard, current_shard
 
 RESULT_COLUMNS = [
     "clip", "prompt", "label", "method", "rank", "similarity", "masked_similarity", "mask_mean",
@@ -45,6 +47,8 @@ class ExplainConfig:
     score: bool = True
     resume: bool = False
     fail_fast: bool = False
+    #: ``"I/N"``: explain only every N-th input from the I-th (job arrays; torchrun ranks split it further)
+    shard: str | None = None
     #: with no LMAC-ZS decoder for the model: refuse (exit 2) instead of explaining per clip
     require_decoder: bool = False
     #: per-method factory options, e.g. {"lmaczs": {"decoder": PATH}, "ig": {"steps": 50}}
@@ -93,8 +97,8 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     replace those with the same (clip, prompt, method) and add the others.
     """
     from lmaczs_cli.data.prompts import duplicate_warning, resolve_prompts
-    from lmaczs_cli.inputs import collect_inputs
-    from lmaczs_cli.outdir import OutDir, check_out_dir
+    from lmaczs_cli.inputs import collect_inputs, shard_inputs
+    from lmaczs_cli.outdir import check_out_dir
     from lmaczs_cli.preflight import check_ready
     from lmaczs_cli.runtime import seed_everything
 
@@ -105,7 +109,8 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
     prompts = resolve_prompts(cfg.prompt, cfg.prompts_file, cfg.labels, cfg.prompt_template)
     if (dup := duplicate_warning(prompts)) is not None:
         rep.warn(dup)
-    inputs = collect_inputs(cfg.inputs, cfg.files_from)
+    shard = current_shard(cfg.shard)
+    inputs = shard_inputs(collect_inputs(cfg.inputs, cfg.files_from), shard)
     check_out_dir(cfg.out)
     methods = _decoder_fallback(cfg)
     check_ready("explain" if cfg.methods == ["lmaczs"] else "run baselines", run, methods,
@@ -117,14 +122,27 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
                    f"lmaczs-perclip: each mask optimised under the same objective, {PERCLIP_COST}); a "
                    "decoder makes it fast (README \"Explaining a real CLAP\"); --require-decoder refuses "
                    "instead")
-    from lmaczs_cli.api import load_explainer, load_model  # torch: only once the run can go ahead
-
     seed_everything(run.seed)
-    model = load_model(run.clap, run.clap_ckpt, tokenizer_dir=run.tokenizer_dir, device=run.device,
+    ranks = Ranks(shard, run.device)
+    try:
+        return _run(cfg, rep, prompts, inputs, methods, shard, ranks)
+    finally:
+        ranks.close()
+
+
+def _run(cfg: ExplainConfig, rep: Reporter, prompts: list[Prompt], inputs: Inputs, methods: list[str],
+         shard: Shard, ranks: Ranks) -> ExplainResult:
+    """The run once it can go ahead: model, explainers, results (this share of the inputs)."""
+    from lmaczs_cli.api import load_explainer, load_model  # torch: only once the run can go ahead
+    from lmaczs_cli.outdir import OutDir
+
+    run = cfg.run
+    model = load_model(run.clap, run.clap_ckpt, tokenizer_dir=run.tokenizer_dir, device=ranks.device,
                        seed=run.seed)
     explainers = [load_explainer(m, model, **cfg.method_options.get(m, {})) for m in methods]
     record = RunRecord("explain" if cfg.methods == ["lmaczs"] else "baseline", model,
                        {ex.name: ex for ex in explainers}, cfg.method_options, run)
+    record.join(ranks.gather(record.run_id)[0], shard.record())
     for w in trust_warnings(model, run.precision):
         rep.warn(w)
     from lmaczs_cli.jobs.text_embedding import embed_prompts
@@ -143,14 +161,17 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
             table.flush()
         finally:
             _trust_report(table, model, rep)
-            record.write(cfg.out, rep.warnings, {"inputs": len(inputs.paths) + len(inputs.problems)})
+            record.write(cfg.out, rep.warnings, {"inputs": len(inputs.paths) + len(inputs.problems)},
+                         summary=shard.first)
     n_inputs = len(inputs.paths) + len(inputs.problems)
     result = ExplainResult(table.rows, len(failed), n_inputs, table.path, time.perf_counter() - t0)
     noun = "explanation" if table.written == 1 else "explanations"
+    where = f" (share {shard.index + 1} of {shard.count})" if shard.split else ""
     rep.info(f"lmaczs: {table.written} {noun} ({', '.join(methods)}) in {result.seconds:.1f} s "
-             f"-> {table.path}")
+             f"-> {table.path}{where}")
     if failed:
-        rep.notice(f"lmaczs: {len(failed)} of {n_inputs} inputs failed")
+        rep.notice(f"lmaczs: {len(failed)} of {n_inputs} inputs failed{where}")
+    ranks.gather(None)  # every rank is done: none exits while another still writes
     return result
 
 

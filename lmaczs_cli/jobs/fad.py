@@ -12,6 +12,7 @@ from lmaczs_cli.errors import UsageError
 from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
+from lmaczs_cli.sharding import Ranks, current_shard
 
 
 @dataclass
@@ -35,11 +36,22 @@ def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int
     files_a, files_b = resolve_set(cfg.set_a), resolve_set(cfg.set_b)
     check_out_dir(cfg.out)
     check_ready("compute a Fréchet distance", run)
-    model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, run.device, run.seed)
-    ea, err_a = embed_files(model, files_a, run.batch_size, run.num_workers)
-    eb, err_b = embed_files(model, files_b, run.batch_size, run.num_workers)
+    shard = current_shard()  # torchrun: each rank embeds its share, rank 0 computes the distance
+    ranks = Ranks(shard, run.device)
+    try:
+        model = load_model(run.clap, run.clap_ckpt, run.tokenizer_dir, ranks.device, run.seed)
+        bs, nw = run.batch_size, run.num_workers
+        ea, err_a = _gathered(ranks, *embed_files(model, shard.take(files_a), bs, nw))
+        eb, err_b = _gathered(ranks, *embed_files(model, shard.take(files_b), bs, nw))
+    finally:
+        ranks.close()
+    if not shard.first:
+        return {}, 0  # rank 0 reports every unusable clip and writes the row
     for e in err_a + err_b:
         rep.error(f"lmaczs: {e}")
+    for name, emb in ((cfg.set_a, ea), (cfg.set_b, eb)):
+        if len(emb) == 0:
+            raise UsageError(f"{name}: no usable clips in the set")
     row = {"set_a": cfg.set_a, "set_b": cfg.set_b, "n_a": len(ea), "n_b": len(eb), "model": run.clap,
            "frechet_distance": frechet_distance(ea, eb)}
     record = RunRecord("fad", model, {}, None, run)
@@ -50,6 +62,15 @@ def run_fad(cfg: FadConfig, reporter: Reporter | None = None) -> tuple[dict, int
         record.write(cfg.out, rep.warnings, {"result": row})
     rep.result(row)
     return row, len(err_a) + len(err_b)
+
+
+def _gathered(ranks: Ranks, emb, errors: list[str]):
+    """Every rank's embeddings (stacked in rank order) and errors: the whole set's."""
+    parts = ranks.gather((emb, errors))
+    if len(parts) == 1:
+        return emb, errors
+    arrays = [e for e, _ in parts if len(e)]
+    return (np.concatenate(arrays) if arrays else emb), [x for _, errs in parts for x in errs]
 
 
 def resolve_set(spec: str) -> list[Path]:
@@ -87,6 +108,6 @@ def embed_files(
             if ok:
                 mag, _ = model.spectrogram(batch["wave"][ok].to(model.device))
                 embs.append(model.encode(mag).embedding.float().cpu().numpy())
-    if not embs:
-        raise UsageError("no usable clips in the set")
+    if not embs:  # the caller says which set has no usable clip
+        return np.zeros((0, 0)), errors
     return np.concatenate(embs).astype(np.float64), errors
