@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from lmaczs_cli.data.prompts import Prompt, check_prompt
+from lmaczs_cli.events import TimeSpans
 from lmaczs_cli.explainers.base import Explainer, create_explainer
 from lmaczs_cli.explaining import ClipResult, ExplainEngine, resynthesise
 from lmaczs_cli.models.base import ZeroShotModel
@@ -64,14 +65,16 @@ def load_explainer(method: str, model: ZeroShotModel, **options: Any) -> Explain
 
 
 @dataclass
-class Explanation:
+class Explanation(TimeSpans):
     """Why the model matched one clip to one prompt: a mask, similarities, listenable audio.
 
     ``mask`` [F, T] in [0, 1] covers the whole clip on the model's STFT grid (its
     sample rate and hop); ``similarity`` is s (cosine of clip and prompt), and
     ``masked_similarity`` s~ of the masked clip (None when not scored);
     ``rank`` orders the explained prompts of the clip by s (1 = best);
-    ``sample_rate`` and ``num_samples`` are the clip's own.
+    ``sample_rate`` and ``num_samples`` are the clip's own. *When*: :meth:`activity` (the share of
+    each frame's magnitude the mask keeps, every ``frame_seconds``) and :meth:`segments` (onset,
+    offset, peak time and strength of each span where it is active; :mod:`lmaczs_cli.events`).
     """
 
     clip: str
@@ -107,6 +110,24 @@ class Explanation:
         """Whether the clip looks like audio the model knows (None: the model cannot tell)."""
         return self._result.in_domain
 
+    def activity(self) -> np.ndarray:
+        """The explanation's evidence over time [T]: per STFT frame, the share of the clip's magnitude
+        the mask keeps (:func:`lmaczs_cli.events.activity`), in [0, 1]."""
+        from lmaczs_cli.events import activity
+
+        return activity(self.mask.detach().float().cpu().numpy(),
+                        self._result.magnitude.detach().float().cpu().numpy())
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two values of :meth:`activity` (the model's STFT hop)."""
+        return self._model.stft_config.hop_length / self._model.sample_rate
+
+    @property
+    def duration(self) -> float:
+        """The clip's length in seconds."""
+        return self.num_samples / self.sample_rate
+
     def waveform(self, residual: bool = False) -> np.ndarray:
         """The listenable explanation [num_samples] (float32, at ``sample_rate``).
 
@@ -134,8 +155,10 @@ class Explanation:
 
         return map_figure(*self._map_args(), banner=self.banner())
 
-    def save(self, folder: str | Path, *, residual: bool = False, save_mask: bool = False) -> dict[str, Path]:
-        """Write ``explanation.wav`` and ``map.png`` (and ``residual.wav``, ``mask.npy``) into ``folder``.
+    def save(self, folder: str | Path, *, residual: bool = False, save_mask: bool = False,
+             map_png: bool = True) -> dict[str, Path]:
+        """Write ``explanation.wav`` and ``map.png`` (unless ``map_png`` is False; and ``residual.wav``,
+        ``mask.npy``) into ``folder``.
 
         Every file is written atomically; returns their paths by kind (``wav``, ``png``,
         ``residual_wav``, ``mask``). WAVs keep the clip's sample format (PCM_16 stays
@@ -157,7 +180,9 @@ class Explanation:
             with atomic_path(d / "mask.npy", suffix=".part.npy") as tmp:
                 np.save(tmp, self.mask.detach().cpu().numpy().astype(np.float32))
             paths["mask"] = d / "mask.npy"
-        paths["png"] = render_map(d / "map.png", *self._map_args(), banner=self.banner())
+        if map_png:
+            paths["png"] = render_map(d / "map.png", *self._map_args(), banner=self.banner(),
+                                      activity=self.activity(), segments=self.segments())
         return paths
 
     def _map_args(self) -> tuple:

@@ -8,6 +8,7 @@ import functools
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ def audio_info(path: Path | str) -> sf._SoundFileInfo:
 
 
 _MPEG_SUFFIXES = (".mp3", ".mp2", ".mpga", ".mpeg")
+_STDERR_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -72,15 +74,16 @@ def native_quiet(path: Path | str) -> Iterator[None]:
     if Path(path).suffix.lower() not in _MPEG_SUFFIXES:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with _STDERR_LOCK:  # fd 2 is the process's: writer threads take turns
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _missing_reason(p: Path) -> str:

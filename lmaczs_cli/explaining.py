@@ -79,7 +79,7 @@ class ExplainEngine:
         flat = [w for wins in clip_windows for w in wins]
         mag_w, emb_w, hid_w = self._encode_windows(flat)
         sims_w = emb_w @ self.text.float().T  # [W, P_all]
-        known = model.domain_check(emb_w)  # [W] or None
+        known = model.domain_check(emb_w, Encoded(emb_w, hid_w), mag_w)  # [W] or None
         results, pairs = [], []
         offset = 0
         for ci, rec in enumerate(records):

@@ -3,7 +3,9 @@
 Same content and layout as the matplotlib figure of :func:`lmaczs_cli.render.map_figure`:
 input spectrogram (dB), mask, masked spectrogram (dB) side by side with a shared
 frequency axis in kHz, a time axis in seconds, a colour bar per panel and the title;
-a red banner across the top when the map explains a model with random weights.
+a red banner across the top when the map explains a model with random weights; with an
+activity curve (:mod:`lmaczs_cli.events`), a timeline strip under each panel (the clip's loudness
+under the spectrogram, the explanation's activity and its segments under the other two).
 1500 x 450 pixels, 256 colours; long clips are averaged down to the panel's pixel columns.
 """
 
@@ -21,6 +23,9 @@ from lmaczs_cli.outputs import atomic_path
 MAP_SIZE = (1500, 450)
 _TOP, _BOTTOM, _LEFT, _GAP, _BAR = 62, 46, 62, 72, 12
 _TEXT, _GREY, _WHITE, _RED = (20, 20, 20), (90, 90, 90), (255, 255, 255), (200, 30, 30)
+#: height of the timeline strip (pixels) and the gap above it
+_STRIP, _STRIP_GAP = 40, 4
+_SPAN, _CURVE = (255, 200, 120), (30, 90, 200)
 
 
 @functools.lru_cache(maxsize=4)
@@ -98,15 +103,18 @@ def _fmt(v: float) -> str:
 
 def render_map_png(path: Path | str, magnitude: np.ndarray, mask: np.ndarray, sample_rate: int,
                    hop_length: int, title: str, banner: str | None = None,
-                   duration_s: float | None = None) -> Path:
+                   duration_s: float | None = None, *, activity: np.ndarray | None = None,
+                   segments=()) -> Path:
     """Write the three-panel map (atomically) and return its path; ``magnitude``, ``mask``: [F, T]
-    (``duration_s``: the time axis length when the columns are not STFT frames)."""
+    (``duration_s``: the time axis length when the columns are not STFT frames); ``activity``
+    [frames over the clip] and ``segments`` (with ``onset``, ``offset``): the timeline strips."""
     from PIL import Image, ImageDraw
 
     w, h = MAP_SIZE
     top = _TOP + (26 if banner else 0)
     pw = (w - _LEFT - 2 * _GAP - _GAP + 12) // 3
-    ph = h - top - _BOTTOM
+    strip = 0 if activity is None else _STRIP + _STRIP_GAP
+    ph = h - top - _BOTTOM - strip
     duration = magnitude.shape[1] * hop_length / sample_rate if duration_s is None else duration_s
     spec = _columns(_db(magnitude), pw)
     masked = _columns(_db(magnitude * mask), pw)
@@ -126,13 +134,44 @@ def render_map_png(path: Path | str, magnitude: np.ndarray, mask: np.ndarray, sa
         img.paste(_panel(values, vlo, vhi, cmap, (pw, ph)), (x0, top))
         draw.rectangle([x0 - 1, top - 1, x0 + pw, top + ph], outline=_GREY)
         draw.text((x0 + pw // 2, top - 14), name, fill=_TEXT, font=_font(13), anchor="mm")
-        _time_axis(draw, x0, top + ph, pw, duration)
+        if activity is not None:
+            y = top + ph + _STRIP_GAP
+            if i == 0:
+                loud = magnitude.sum(0)
+                _strip(draw, x0, y, pw, loud / max(float(loud.max()), 1e-12), (), duration, "loudness")
+            else:
+                _strip(draw, x0, y, pw, np.asarray(activity, dtype=np.float64), segments, duration,
+                       "activity")
+        _time_axis(draw, x0, top + ph + strip, pw, duration)
         _colour_bar(img, draw, x0 + pw + 8, top, ph, vlo, vhi, cmap)
     _freq_axis(img, draw, _LEFT, top, ph, sample_rate / 2000.0)
     with atomic_path(path, suffix=".part.png") as tmp:
         # 256 colours (fast octree; mean error 1.6/255): a third of the bytes to deflate
         img.quantize(256, Image.Quantize.FASTOCTREE).save(tmp, format="PNG", compress_level=1)
     return Path(path)
+
+
+def _strip(draw, x0: int, y: int, width: int, values: np.ndarray, spans, duration: float,
+           label: str) -> None:
+    """A timeline strip: ``spans`` as shaded boxes and ``values`` (in [0, 1], over the whole time
+    axis; the max over each pixel column) as a curve."""
+    h = _STRIP
+    for sg in spans:
+        a = x0 + round(float(sg.onset) / max(duration, 1e-9) * (width - 1))
+        b = x0 + round(float(sg.offset) / max(duration, 1e-9) * (width - 1))
+        draw.rectangle([a, y, max(a, b), y + h - 1], fill=_SPAN)
+    v = np.clip(np.nan_to_num(values), 0.0, 1.0)
+    if v.size:
+        cols = np.minimum(np.arange(v.size) * width // v.size, width - 1)
+        peak = np.zeros(width)
+        np.maximum.at(peak, cols, v)
+        filled = np.zeros(width, dtype=bool)
+        filled[cols] = True
+        xs = np.flatnonzero(filled)
+        pts = [(x0 + int(x), y + h - 2 - round(float(peak[x]) * (h - 4))) for x in xs]
+        draw.line(pts if len(pts) > 1 else pts * 2, fill=_CURVE, width=1)
+    draw.rectangle([x0 - 1, y - 1, x0 + width, y + h], outline=_GREY)
+    draw.text((x0 + 3, y + 1), label, fill=_GREY, font=_font(10), anchor="lt")
 
 
 def _time_axis(draw, x0: int, y: int, width: int, duration: float) -> None:

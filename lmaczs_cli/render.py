@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +49,8 @@ def render_map(
     title: str,
     banner: str | None = None,
     duration_s: float | None = None,
+    activity: np.ndarray | None = None,
+    segments: Sequence[Any] = (),
 ) -> Path:
     """Write the three-panel explanation PNG (atomically) and return its path.
 
@@ -54,10 +58,12 @@ def render_map(
     a warning drawn across the top (e.g. random weights); ``duration_s``: the time axis
     length when the T columns are not frames (time-decimated maps of long clips). Drawn
     without matplotlib's figure machinery (:mod:`lmaczs_cli.mapimage`): milliseconds per map.
+    ``activity`` [frames] and ``segments`` (:mod:`lmaczs_cli.events`): a timeline strip under the map.
     """
     from lmaczs_cli.mapimage import render_map_png
 
-    return render_map_png(path, magnitude, mask, sample_rate, hop_length, title, banner, duration_s)
+    return render_map_png(path, magnitude, mask, sample_rate, hop_length, title, banner, duration_s,
+                          activity=activity, segments=segments)
 
 
 def map_figure(magnitude: np.ndarray, mask: np.ndarray, sample_rate: int, hop_length: int, title: str,

@@ -15,8 +15,9 @@ HELP = """Explain with baseline saliency methods instead of LMAC-ZS (same WAV, P
 
 Methods: gradcam, gradcam++ (last feature map of the audio encoder), smoothgrad,
 ig (input spectrogram, via captum), lmaczs-perclip (LMAC-ZS without a decoder: each mask
-optimised for its clip and prompt), and the trivial references all-ones, empty and
-random-rectangle; repeat --method for several in one run.
+optimised for its clip and prompt), the trivial references all-ones, empty and
+random-rectangle, and sliding-window (the similarity of 1 s windows, hop 0.25 s: time only);
+repeat --method for several in one run.
 Target: the zero-shot logit of the prompt.
 
 Examples:
@@ -27,7 +28,7 @@ Examples:
 """
 
 BASELINES = ("gradcam", "gradcam++", "smoothgrad", "ig", "lmaczs-perclip", "all-ones", "empty",
-             "random-rectangle")
+             "random-rectangle", "sliding-window")
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +57,7 @@ def baseline(
     perclip_steps: o.PerclipSteps = None,
     report: o.Report = False,
     shard: o.Shard = None,
+    no_maps: o.NoMaps = False,
     *,
     shared: Shared,
 ) -> None:
@@ -68,4 +70,4 @@ def baseline(
     options = method_options(None, None, ig_steps, smoothgrad_samples, smoothgrad_noise, perclip_steps)
     run_explain_command(shared, methods, options, report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
-        save_mask, no_score, resume, fail_fast), shard=shard)
+        save_mask, no_score, resume, fail_fast), shard=shard, maps=not no_maps)

@@ -53,13 +53,15 @@ def explain(
     require_decoder: o.RequireDecoder = False,
     perclip_steps: o.PerclipSteps = None,
     shard: o.Shard = None,
+    no_maps: o.NoMaps = False,
     *,
     shared: Shared,
 ) -> None:
     options = method_options(decoder, mask_domain, perclip_steps=perclip_steps)
     run_explain_command(shared, ["lmaczs"], options, report, **explain_fields(
         inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,
-        save_mask, no_score, resume, fail_fast), require_decoder=require_decoder, shard=shard)
+        save_mask, no_score, resume, fail_fast), require_decoder=require_decoder, shard=shard,
+        maps=not no_maps)
 
 
 def explain_fields(inputs, prompt, prompts_file, labels, prompt_template, top_k, files_from, out, residual,

@@ -109,6 +109,8 @@ Shard = Annotated[str, typer.Option(
     help="Take every N-th input from the I-th (I from 0), e.g. a Slurm array's "
          "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; shares write into one --out. Under torchrun "
          "the ranks split the inputs by themselves.")]
+NoMaps = Annotated[bool, typer.Option(
+    "--no-maps", help="Write no map.png (tables and WAVs only): faster for large batch jobs.")]
 RequireDecoder = Annotated[bool, typer.Option(
     "--require-decoder", envvar="LMACZS_REQUIRE_DECODER",
     help="Refuse (exit 2) when the model has no LMAC-ZS decoder, instead of explaining each clip by "

@@ -138,6 +138,10 @@ register_explainer(
     "lmaczs_cli.explainers.perclip:build_perclip",
     "LMAC-ZS without a decoder: each pair's mask optimised under the evidence objective",
 )
+register_explainer(
+    "sliding-window", "lmaczs_cli.explainers.sliding:build_sliding_window",
+    "time only: the zero-shot similarity of 1 s windows (hop 0.25 s), constant over frequency",
+)
 register_explainer("all-ones", "lmaczs_cli.explainers.trivial:build_all_ones", "trivial: keep everything")
 register_explainer("empty", "lmaczs_cli.explainers.trivial:build_empty", "trivial: keep nothing")
 register_explainer(

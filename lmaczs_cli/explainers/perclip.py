@@ -27,7 +27,6 @@ from lmaczs_cli.models.base import Encoded, ZeroShotModel
 from lmaczs_cli.objective import EvidenceWeights, evidence_terms, kept_share
 from lmaczs_cli.runtime import autocast
 
-
 #: the step budget, read from the quality/cost curve (``benchmarks/bench_perclip.py``): on the
 #: bundled model's held-out scenes the pointing game is flat from 25 to 150 steps (0.62-0.67)
 #: while 100 or 150 steps cost twice 50

@@ -131,9 +131,10 @@ def _top_k(model, batch: dict, text: torch.Tensor, prompts, k: int, precision: s
         return []
     with autocast(model.device, precision):
         mag, _ = model.spectrogram(batch["wave"][ok].to(model.device))
-        emb = model.encode(mag).embedding.float()
+        enc = model.encode(mag)
+        emb = enc.embedding.float()
     sims = emb @ text.T
-    known = model.domain_check(emb)  # [B] bool, or None: the model cannot tell
+    known = model.domain_check(emb, enc, mag)  # [B] bool, or None: the model cannot tell
     probs = torch.softmax(model.logit_scale * sims, dim=-1)
     top = probs.topk(k, dim=-1)
     rows = []

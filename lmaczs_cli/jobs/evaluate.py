@@ -291,7 +291,7 @@ class _Evaluator:
             enc = self.model.encode(mag)
         sims = enc.embedding.float() @ self.text.T
         p = torch.softmax(self.model.logit_scale * sims, dim=-1)
-        known = self.model.domain_check(enc.embedding)
+        known = self.model.domain_check(enc.embedding, enc, mag)
         rows = []
         for name, ex in self.explainers.items():
             keep = [i for i in range(len(paths)) if (paths[i], cond, name) not in done]

@@ -16,11 +16,13 @@ from typing import Any
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE, Prompt
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.inputs import Inputs
+from lmaczs_cli.jobs.events_table import span_fields, update_events
 from lmaczs_cli.outputs import inside, read_csv, safe_name
 from lmaczs_cli.provenance import RunRecord, trust_warnings
 from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 from lmaczs_cli.sharding import Ranks, Shard, current_shard
+from lmaczs_cli.writers import OrderedWriters
 
 RESULT_COLUMNS = [
     "clip", "prompt", "label", "method", "rank", "similarity", "masked_similarity", "mask_mean",
@@ -51,6 +53,10 @@ class ExplainConfig:
     shard: str | None = None
     #: with no LMAC-ZS decoder for the model: refuse (exit 2) instead of explaining per clip
     require_decoder: bool = False
+    #: draw map.png for every explanation (off: tables and WAVs only)
+    maps: bool = True
+    #: threads writing WAVs and maps while the model works (0: in the model's thread)
+    writers: int = 2
     #: per-method factory options, e.g. {"lmaczs": {"decoder": PATH}, "ig": {"steps": 50}}
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     run: RunOptions = field(default_factory=RunOptions)
@@ -226,12 +232,16 @@ def _explain_with(explainer, paths: list[Path], prompts: list[Prompt], cfg: Expl
             table.add(rows, rep)
 
     with rep.progress(len(todo), method) as advance:
-        for res in explain_many(explainer, short, prompts, top_k=cfg.top_k,
-                                batch_size=run.batch_size, num_workers=run.num_workers, score=cfg.score,
-                                precision=run.precision):
-            take(res.clip, res.error, [] if res.error else [_save(e, cfg, table.record)
-                                                            for e in res.explanations])
+        def taken(clip: str, error: str | None, rows: list[dict]) -> None:
+            take(clip, error, rows)
             advance(1)
+
+        # the files of a clip are written by writer threads while the model explains the next ones
+        with OrderedWriters(lambda e: _save(e, cfg, table.record), taken, workers=cfg.writers) as writers:
+            for res in explain_many(explainer, short, prompts, top_k=cfg.top_k,
+                                    batch_size=run.batch_size, num_workers=run.num_workers, score=cfg.score,
+                                    precision=run.precision):
+                writers.submit(res.clip, res.error, res.explanations)
         for path in long:
             take(str(path), *_save_streaming(explainer, path, prompts, cfg, table.record))
             advance(1)
@@ -244,7 +254,7 @@ def _save(e, cfg: ExplainConfig, record: RunRecord) -> dict:
 
     folder = pair_dir(cfg.out, e.clip, e.prompt, e.method)
     try:
-        paths = e.save(folder, residual=cfg.residual, save_mask=cfg.save_mask)
+        paths = e.save(folder, residual=cfg.residual, save_mask=cfg.save_mask, map_png=cfg.maps)
     except (OSError, RuntimeError) as err:  # RuntimeError: libsndfile's "System error." on a full disk
         names = ("explanation.wav", "residual.wav", "mask.npy", "map.png")
         for name in names:
@@ -268,7 +278,7 @@ def _save_streaming(explainer, path: Path, prompts: list[Prompt], cfg: ExplainCo
         saved = explain_clip_streaming(
             explainer, path, prompts, lambda p: pair_dir(cfg.out, str(path), p.text, explainer.name),
             top_k=cfg.top_k, batch_size=run.batch_size, score=cfg.score, precision=run.precision,
-            residual=cfg.residual, save_mask=cfg.save_mask)
+            residual=cfg.residual, save_mask=cfg.save_mask, maps=cfg.maps)
     except AudioError as err:
         return " ".join(str(err).split()), []
     except OSError as err:
@@ -302,10 +312,12 @@ def _row(e, paths: dict[str, Path], record: RunRecord) -> dict:
         "clip": e.clip, "prompt": e.prompt, "label": e.label, "method": e.method, "rank": e.rank,
         "similarity": e.similarity, "masked_similarity": e.masked_similarity, "mask_mean": e.mask_mean,
         "faithful": _int(e.faithful), "in_domain": _int(e.in_domain),
-        "wav": str(paths["wav"]), "residual_wav": _str(paths.get("residual_wav")), "png": str(paths["png"]),
+        "wav": str(paths["wav"]), "residual_wav": _str(paths.get("residual_wav")),
+        "png": _str(paths.get("png")),
         "mask": _str(paths.get("mask")), "status": "ok", "error": None,
         "warning": clip_warning(e.clip, None if result is None else result.record["wave"]),
         **record.row_fields(e.method),
+        **span_fields(e),  # its time spans: events.csv and --json
     }
 
 
@@ -384,6 +396,7 @@ class _Table:
             return r.get("status") == "error" and (r.get("clip"), r.get("method")) in ok
 
         self.rows = self.out.update_table("results.csv", new, RESULT_COLUMNS, _key, stale_error)
+        update_events(self.out, new)
         self._last = time.monotonic()
 
 

@@ -12,7 +12,10 @@ on every clip, present and absent events alike:
   ``pointing_within_<tol>``: the share of events that point right *and* whose pair keeps
   |s - s~| <= tol (what ``--ceiling``'s ``pointing_at_<tol>`` bounds);
 - ``auc``: ROC AUC of the mask mean separating present from absent prompts
-  (``auc_sim``: the same for s itself, the model's own ceiling).
+  (``auc_sim``: the same for s itself, the model's own ceiling);
+- ``event_f1``, ``segment_f1``, ``psds1``: *when*: each pair's activity over time
+  (:mod:`lmaczs_cli.events`) decoded into segments and scored like sound event detection
+  against the scenes' event times (:class:`SedTally`).
 
 Run it on a decoder checkpoint (prints one JSON object)::
 
@@ -146,6 +149,123 @@ class EventTally:
         return out
 
 
+#: segment decoding grid of ``--tune-segments`` (thresholds on the activity, gaps bridged in seconds)
+TUNE_THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7)
+TUNE_GAPS = (0.1, 0.3, 0.5, 0.8, 1.2)
+
+
+def _writable(frame: Any) -> Any:
+    """``frame`` as a DataFrame whose ``to_numpy`` gives writable arrays: sed_scores_eval's Cython
+    code needs them, and pandas >= 3 (copy-on-write) hands out read-only views."""
+    import pandas as pd
+
+    class Series(pd.Series):
+        @property
+        def _constructor(self):
+            return Series
+
+        def to_numpy(self, *args: Any, **kwargs: Any) -> np.ndarray:
+            return np.array(super().to_numpy(*args, **kwargs))
+
+    class Frame(pd.DataFrame):
+        @property
+        def _constructor(self):
+            return Frame
+
+        @property
+        def _constructor_sliced(self):
+            return Series
+
+        def to_numpy(self, *args: Any, **kwargs: Any) -> np.ndarray:
+            return np.array(super().to_numpy(*args, **kwargs))
+
+    return Frame(frame)
+
+
+class SedTally:
+    """Time spans scored like sound event detection: every (clip, class prompt) activity curve
+    (:func:`lmaczs_cli.events.activity`) against the scene's event times.
+
+    ``metrics``: event-based and segment-based micro F1 with ``sed_eval``
+    (:class:`lmaczs_cli.events.SedScorer`), segments decoded with the method's threshold
+    (:data:`lmaczs_cli.events.DECODING`, chosen on another world seed); 95 % bootstrap CIs over
+    clips; and PSDS1 (``sed_scores_eval``: DTC = GTC = 0.7, alpha_st = 1, max eFPR 100/h), which
+    needs no threshold (the curves are the detection scores).
+    """
+
+    def __init__(self, classes: list[str], frame_seconds: float, duration: float) -> None:
+        self.classes, self.frame_seconds, self.duration = classes, frame_seconds, duration
+        self.curves: list[np.ndarray] = []  # [P, T] per clip
+        self.reference: list[list[tuple[str, float, float, str]]] = []
+
+    def add(self, scene: Any, curves: np.ndarray) -> None:
+        name = f"{scene.seed}_{scene.index}"
+        self.curves.append(np.asarray(curves, dtype=np.float64))
+        self.reference.append([(name, e.onset, e.offset, e.cls) for e in scene.events])
+
+    def decoded(self, i: int, threshold: float, min_gap: float) -> list[tuple[str, float, float, str]]:
+        from lmaczs_cli.events import segments
+
+        name = self.reference[i][0][0] if self.reference[i] else str(i)
+        return [(name, sg.onset, sg.offset, c) for j, c in enumerate(self.classes)
+                for sg in segments(self.curves[i][j], self.frame_seconds, threshold, min_gap=min_gap,
+                                   duration=self.duration)]
+
+    def counts(self, threshold: float, min_gap: float) -> np.ndarray:
+        """[clips, 2, 3]: event / segment x TP, FP, FN."""
+        from lmaczs_cli.events import SedScorer
+
+        scorer = SedScorer(self.classes)
+        for i, ref in enumerate(self.reference):
+            scorer.add(ref, self.decoded(i, threshold, min_gap))
+        return scorer.counts
+
+    def psds(self) -> float:
+        """PSDS1 of the activity curves (threshold-free), NaN without ``sed_scores_eval``."""
+        try:
+            from sed_scores_eval.base_modules.scores import create_score_dataframe
+            from sed_scores_eval.intersection_based import psds
+        except ImportError:
+            return float("nan")
+        step = 4  # 40 ms score frames (max over 4 STFT frames): the same ROC, far fewer thresholds
+        seen = {lab for ref in self.reference for *_, lab in ref}  # PSDS needs events of every class
+        keep = [j for j, c in enumerate(self.classes) if c in seen]
+        scores, truth, durations = {}, {}, {}
+        for i, (curves, ref) in enumerate(zip(self.curves, self.reference, strict=True)):
+            name = ref[0][0] if ref else str(i)
+            t = curves.shape[1] // step * step
+            c = np.round(curves[keep, :t].reshape(len(keep), -1, step).max(-1), 3)
+            stamps = np.arange(c.shape[1] + 1) * step * self.frame_seconds
+            stamps[-1] = min(stamps[-1], self.duration)
+            scores[name] = _writable(create_score_dataframe(c.T, stamps, [self.classes[j] for j in keep]))
+            truth[name] = [(a, min(b, stamps[-1]), lab) for _, a, b, lab in ref]
+            durations[name] = float(stamps[-1])
+        value, *_ = psds(scores, truth, durations, dtc_threshold=0.7, gtc_threshold=0.7,
+                         alpha_ct=0.0, alpha_st=1.0, unit_of_time="hour", max_efpr=100.0)
+        return float(value)
+
+    def metrics(self, method: str) -> dict[str, Any]:
+        from lmaczs_cli.events import decoding_for, f1, f1_ci95
+
+        thr, gap = decoding_for(method)
+        c = self.counts(thr, gap)
+        ev, seg = c[:, 0], c[:, 1]
+        return {
+            "event_f1": f1(*ev.sum(0)), "segment_f1": f1(*seg.sum(0)), "psds1": self.psds(),
+            "event_counts": dict(zip(("tp", "fp", "fn"), ev.sum(0).tolist(), strict=True)),
+            "segment_threshold": thr, "segment_min_gap": gap,
+            "ci95_sed": {"event_f1": f1_ci95(ev), "segment_f1": f1_ci95(seg)},
+        }
+
+    def tune(self) -> dict[str, Any]:
+        """Event-F1 for every threshold and gap of the grid, and the best pair (for ``--tune-segments``)."""
+        from lmaczs_cli.events import f1
+
+        grid = [{"threshold": t, "min_gap": g, "event_f1": f1(*(c := self.counts(t, g))[:, 0].sum(0)),
+                 "segment_f1": f1(*c[:, 1].sum(0))} for t in TUNE_THRESHOLDS for g in TUNE_GAPS]
+        return {"best": max(grid, key=lambda r: r["event_f1"]), "grid": grid}
+
+
 def _pair_masks(
     model: ZeroShotModel, explainer: Explainer, mag: torch.Tensor, enc: Any, text: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,9 +297,12 @@ def groundtruth_metrics(
     batch_size: int = 8,
     template: str | None = None,
     advance: Callable[[int], None] | None = None,
+    tune_segments: bool = False,
 ) -> dict[str, float]:
-    """Ground-truth metrics of ``explainer`` on ``scenes`` (a ``SyntheticDataset``)."""
+    """Ground-truth metrics of ``explainer`` on ``scenes`` (a ``SyntheticDataset``), time spans
+    scored like SED included (:class:`SedTally`; ``tune_segments``: also its decoding grid)."""
     from lmaczs_cli.data import synthetic as world
+    from lmaczs_cli.events import activity_from_sums
 
     _check_grid(model)
     classes = list(scenes.classes)
@@ -191,6 +314,7 @@ def groundtruth_metrics(
     sims, masked, means, present = [], [], [], []
     empty = 0
     tally = EventTally()
+    sed = SedTally(classes, model.stft_config.hop_length / model.sample_rate, world.WINDOW_SECONDS)
     for start in range(0, len(scenes), batch_size):
         batch = [scenes.scene(i) for i in range(start, min(start + batch_size, len(scenes)))]
         wave = torch.from_numpy(np.stack([s.wave for s in batch])).to(dev)
@@ -210,6 +334,10 @@ def groundtruth_metrics(
                 g = torch.from_numpy(gt).to(dev)[None]
                 err = abs(float(s[i, j]) - float(st[i, j]))
                 tally.add(m[i : i + 1, j], mag[i : i + 1], g, len(sc.masks) > 1, err, c)
+        kept = (m * mag[:, None]).sum(-2).double().cpu().numpy()  # [B, P, T]
+        energy = mag.sum(-2).double().cpu().numpy()
+        for i, sc in enumerate(batch):
+            sed.add(sc, np.stack([activity_from_sums(k, energy[i]) for k in kept[i]]))
         sims.append(s)
         masked.append(st)
         means.append(m.float().mean((-2, -1)).cpu())
@@ -220,7 +348,7 @@ def groundtruth_metrics(
     mm_all, pres = torch.cat(means).double(), torch.cat(present)
     corr = float(pearson_from_sums(pearson_sums(mm_all, s_all)))  # 0 if a variance vanishes
     mm_present, mm_absent = float(mm_all[pres].mean()), float(mm_all[~pres].mean())
-    return {
+    out = {
         "mae": float((s_all - st_all).abs().mean()),
         "corr": corr,
         **tally.metrics(),
@@ -232,7 +360,11 @@ def groundtruth_metrics(
         "pairs": int(s_all.numel()),
         "clips": int(s_all.shape[0]),
         "events_without_mask": empty,
+        **sed.metrics(getattr(explainer, "name", "")),
+        **({"segment_tuning": sed.tune()} if tune_segments else {}),
     }
+    out["ci95"].update(out.pop("ci95_sed"))
+    return out
 
 
 #: the bundled example clip (``make demo``) is this scene of the synthetic world
@@ -436,7 +568,7 @@ SCENE_CONDITIONS: dict[str, dict[str, Any]] = {
 #: the columns of ``--table``
 TABLE_KEYS = (
     "pointing", "pointing_gain", "pointing_not_loudest", "precision", "recall", "quiet_recall",
-    "mae", "mask_mean_present", "mask_mean_absent",
+    "mae", "mask_mean_present", "mask_mean_absent", "event_f1", "segment_f1", "psds1",
 )
 
 
@@ -469,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--table", action="store_true", help="also print a markdown table (stderr)")
     ap.add_argument("--ceiling", action="store_true", help="oracle ceiling instead of a decoder's metrics")
+    ap.add_argument("--tune-segments", action="store_true",
+                    help="also score every segment threshold and gap of the grid (choose them on a seed "
+                         "other than the held-out one, e.g. --seed 777)")
     ap.add_argument("--export", type=Path, help="copy the run's best.pt and a card here (needs --run)")
     ap.add_argument("--run", type=Path, help="the training run folder (for --export)")
     args = ap.parse_args(argv)
@@ -491,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "lmaczs":
             options = {"decoder": args.decoder, "mask_domain": args.mask_domain}
         explainer = create_explainer(name, model, **options)
-        metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size)
+        metrics = groundtruth_metrics(model, explainer, scenes, batch_size=args.batch_size,
+                                      tune_segments=args.tune_segments)
         metrics["heldout"] = {"n": args.n, "world_seed": args.seed, "split": "test", "scenes": args.scenes}
         if args.scenes == "default":
             metrics["demo"] = demo_scene_metrics(model, explainer)

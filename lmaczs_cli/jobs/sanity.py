@@ -225,8 +225,9 @@ def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunO
         if good:
             with torch.no_grad():
                 mag, _ = model.spectrogram(batch["wave"][good].to(model.device))
-                embs.append(model.encode(mag).embedding.float())
-            flags = model.domain_check(embs[-1])
+                enc = model.encode(mag)
+            embs.append(enc.embedding.float())
+            flags = model.domain_check(embs[-1], enc, mag)
             known += [None] * len(good) if flags is None else [int(f) for f in flags]
             mags.append(mag)
             names += [batch["path"][i] for i in good]

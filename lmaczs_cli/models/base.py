@@ -94,9 +94,11 @@ class ZeroShotModel(nn.Module, ABC):
         """True when the weights are random (``--clap-ckpt random``): results mean nothing."""
         return self.checkpoint_path is None
 
-    def domain_check(self, embeddings: torch.Tensor) -> torch.Tensor | None:
-        """Per clip, True when an audio embedding [B, D] looks like the audio the model knows;
-        None when the model cannot tell (the default)."""
+    def domain_check(self, embeddings: torch.Tensor, encoded: Encoded | None = None,
+                     magnitude: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Per clip, True when a clip looks like the audio the model knows, from its embedding
+        [B, D] and, where a model reads more, the ``encoded`` output (hidden maps) and the
+        ``magnitude`` [B, F, T] that made it; None when the model cannot tell (the default)."""
         return None
 
     # -- signal side -------------------------------------------------------

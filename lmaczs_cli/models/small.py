@@ -196,15 +196,24 @@ class SmallClap(ZeroShotModel):
     def gradcam_target(self) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
         return self.blocks[-1], None
 
-    def domain_check(self, embeddings: torch.Tensor) -> torch.Tensor | None:
-        """True for clips whose embedding looks like the synthetic world (see ``small_domain``)."""
-        if "_domain" not in self.__dict__:
-            from lmaczs_cli.models import small_domain
+    def domain_check(self, embeddings: torch.Tensor, encoded: Encoded | None = None,
+                     magnitude: torch.Tensor | None = None) -> torch.Tensor | None:
+        """True for clips that look like the synthetic world (see ``small_domain``): their
+        embedding with the hidden maps' and log-mel's statistics (embedding only, a weaker
+        test, when ``encoded`` and ``magnitude`` are not given)."""
+        from lmaczs_cli.models import small_domain
 
+        if "_domain" not in self.__dict__:
             path = self.checkpoint_path
             self.__dict__["_domain"] = small_domain.load(self, Path(path)) if path else None
         check = self.__dict__["_domain"]
-        return None if check is None else check(embeddings)
+        if check is None:
+            return None
+        side = None
+        if encoded is not None and magnitude is not None:
+            with torch.no_grad():
+                side = small_domain.side_features(self.input_transform(magnitude), encoded.hidden)
+        return check(embeddings, side)
 
     # -- weights -------------------------------------------------------------------
     def save(self, path: str | Path, extra: dict[str, str] | None = None) -> None:

@@ -25,14 +25,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lmaczs_cli.audio import wav_subtype_for
 from lmaczs_cli.data.prompts import Prompt
 from lmaczs_cli.errors import AudioError
+from lmaczs_cli.events import TimeSpans
 from lmaczs_cli.explainers.base import Explainer
 from lmaczs_cli.explaining import ExplainEngine
-from lmaczs_cli.models.base import ZeroShotModel
+from lmaczs_cli.models.base import Encoded, ZeroShotModel
 from lmaczs_cli.outputs import atomic_path
 from lmaczs_cli.streaming.sinks import MapColumns, NpySink, WavSink
 from lmaczs_cli.streaming.source import ClipInfo, SampleBuffer, clip_info, model_rate_blocks
@@ -45,8 +47,9 @@ STREAM_MIN_WINDOWS = 12
 
 
 @dataclass
-class StreamedExplanation:
-    """What was written for one (clip, prompt): the numbers of a results.csv row and the files."""
+class StreamedExplanation(TimeSpans):
+    """What was written for one (clip, prompt): the numbers of a results.csv row and the files, and
+    the activity over time (``activity()``, ``segments()``, as :class:`lmaczs_cli.api.Explanation`)."""
 
     clip: str
     prompt: str
@@ -59,6 +62,22 @@ class StreamedExplanation:
     paths: dict[str, Path]
     #: whether the clip looks like audio the model knows (most windows do); None: unknown
     in_domain: bool | None = None
+    #: the activity curve (one value per STFT frame), seconds per frame and the clip's length
+    activity_values: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    seconds_per_frame: float = 0.0
+    seconds: float = 0.0
+
+    def activity(self) -> np.ndarray:
+        """As :meth:`lmaczs_cli.api.Explanation.activity` (accumulated frame block by frame block)."""
+        return self.activity_values
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.seconds_per_frame
+
+    @property
+    def duration(self) -> float:
+        return self.seconds
 
     @property
     def faithful(self) -> bool | None:
@@ -155,6 +174,7 @@ class _PairFiles:
         self.columns = MapColumns(m.n_freqs, plan.frames, "mean", device=m.device)
         self.mask_sum = torch.zeros((), dtype=torch.float64, device=m.device)
         self.masked_sims: list[torch.Tensor] = []
+        self.kept: list[torch.Tensor] = []  # per frame: sum_f M |X| (the activity's numerator)
 
     def write(self, mask: torch.Tensor, mag: torch.Tensor, phase: torch.Tensor) -> None:
         """Add the next final frames of the mask [F, n] with the clip's STFT of those frames."""
@@ -164,6 +184,7 @@ class _PairFiles:
             self.npy.write(mask)
         self.columns.add(mask)
         self.mask_sum += mask.double().sum()
+        self.kept.append((mask.double() * mag.double()).sum(0).cpu())
 
     def finish(self) -> None:
         for _, ola, sink in self.wavs:
@@ -185,6 +206,7 @@ def explain_clip_streaming(
     precision: str = "fp32",
     residual: bool = False,
     save_mask: bool = False,
+    maps: bool = True,
 ) -> list[StreamedExplanation]:
     """Explain the clip at ``path`` for each prompt (or the ``top_k`` best), writing each pair's
     ``explanation.wav``, ``map.png`` (and ``residual.wav``, ``mask.npy``) into ``folder_of(prompt)``.
@@ -210,11 +232,12 @@ def explain_clip_streaming(
         with contextlib.ExitStack() as stack:
             pairs = [_PairFiles(stack, folder_of(prompts[p]), p, plan, residual, save_mask) for p in chosen]
             written += [f for pr in pairs for f in pr.paths.values()]
-            sims_main, spec_columns, inside = _stream(engine, plan, pairs)
+            sims_main, spec_columns, inside, energy = _stream(engine, plan, pairs)
             sims = sims_main if sims is None else sims
             for pr in pairs:
                 pr.finish()
-            out = _results(explainer, plan, prompts, pairs, sims, spec_columns, written, inside)
+            out = _results(explainer, plan, prompts, pairs, sims, spec_columns, written, inside, maps,
+                           energy)
         return out
     except BaseException:
         for f in written:
@@ -235,17 +258,18 @@ def _similarities(engine: ExplainEngine, plan: _Plan) -> torch.Tensor:
 
 
 def _stream(engine: ExplainEngine, plan: _Plan,
-            pairs: list[_PairFiles]) -> tuple[torch.Tensor, MapColumns, bool | None]:
-    """The streaming pass: window similarities [W, P], the magnitude's map columns, and whether
-    most windows look like audio the model knows (None: it cannot tell)."""
+            pairs: list[_PairFiles]) -> tuple[torch.Tensor, MapColumns, bool | None, np.ndarray]:
+    """The streaming pass: window similarities [W, P], the magnitude's map columns, whether
+    most windows look like audio the model knows (None: it cannot tell), and each frame's
+    summed magnitude (the activity's denominator)."""
     model, cfg = engine.model, engine.model.stft_config
     stitchers = [MaskStitcher(plan.starts, plan.n_stft, cfg.hop_length) for _ in pairs]
     spec_columns = MapColumns(model.n_freqs, plan.frames, "max", device=model.device)
-    buf, sims, done, known = plan.buffer(), [], 0, []
+    buf, sims, done, known, energy = plan.buffer(), [], 0, [], []
     for idx, wins, next_start in plan.groups(buf, engine.batch_size):
         mag_w, emb_w, hid_w = engine._encode_windows(wins)
         sims.append(emb_w @ engine.text.float().T)
-        inside = model.domain_check(emb_w)
+        inside = model.domain_check(emb_w, Encoded(emb_w, hid_w), mag_w)
         if inside is not None:
             known.append(inside.float())
         flat = [(pr.index, j) for pr in pairs for j in range(len(wins))]
@@ -261,6 +285,7 @@ def _stream(engine: ExplainEngine, plan: _Plan,
         if upto > done:
             mag, phase = frames_stft(buf, cfg, done, upto)
             spec_columns.add(mag)
+            energy.append(mag.double().sum(0).cpu())
             for pr, block in zip(pairs, blocks, strict=True):
                 pr.write(block, mag, phase)
             done = upto
@@ -268,7 +293,7 @@ def _stream(engine: ExplainEngine, plan: _Plan,
         buf.drop_before(min(next_start, done * cfg.hop_length - cfg.n_fft // 2 - cfg.hop_length))
         release_heap()
     inside = bool(torch.cat(known).mean() >= 0.5) if known else None
-    return torch.cat(sims), spec_columns, inside
+    return torch.cat(sims), spec_columns, inside, torch.cat(energy).numpy()
 
 
 @functools.lru_cache(maxsize=1)
@@ -293,8 +318,10 @@ def release_heap() -> None:
 
 def _results(explainer: Explainer, plan: _Plan, prompts: Sequence[Prompt], pairs: list[_PairFiles],
              sims: torch.Tensor, spec_columns: MapColumns, written: list[Path],
-             in_domain: bool | None) -> list[StreamedExplanation]:
-    """Rows in rank order, and each pair's map PNG."""
+             in_domain: bool | None, maps: bool = True,
+             energy: np.ndarray | None = None) -> list[StreamedExplanation]:
+    """Rows in rank order, and each pair's map PNG (with the activity strip)."""
+    from lmaczs_cli.events import activity_from_sums
     from lmaczs_cli.render import map_banner, map_title, render_map
 
     m = plan.model
@@ -307,14 +334,20 @@ def _results(explainer: Explainer, plan: _Plan, prompts: Sequence[Prompt], pairs
         p = prompts[pr.index]
         s = float(sims[:, pr.index].mean())
         ms = float(torch.cat(pr.masked_sims).mean()) if pr.masked_sims else None
-        png = pr.folder / "map.png"
-        written.append(png)
-        render_map(png, spec, pr.columns.result(), m.sample_rate, m.stft_config.hop_length,
-                   map_title(p.text, explainer.name, rank, m.name, s, ms), map_banner(m, in_domain),
-                   duration_s=seconds)
-        out.append(StreamedExplanation(
+        png = pr.folder / "map.png" if maps else None
+        e = StreamedExplanation(
             clip=plan.info.path, prompt=p.text, label=p.label, method=explainer.name, rank=rank,
             similarity=s, masked_similarity=ms, mask_mean=float(pr.mask_sum) / (m.n_freqs * plan.frames),
-            paths={**pr.paths, "png": png}, in_domain=in_domain,
-        ))
+            paths={**pr.paths, **({"png": png} if png is not None else {})}, in_domain=in_domain,
+            activity_values=activity_from_sums(torch.cat(pr.kept).numpy(), energy)
+            if energy is not None else np.zeros(0),
+            seconds_per_frame=m.stft_config.hop_length / m.sample_rate,
+            seconds=plan.info.orig_num_samples / plan.info.orig_sample_rate,
+        )
+        if png is not None:
+            written.append(png)
+            render_map(png, spec, pr.columns.result(), m.sample_rate, m.stft_config.hop_length,
+                       map_title(p.text, explainer.name, rank, m.name, s, ms), map_banner(m, in_domain),
+                       duration_s=seconds, activity=e.activity(), segments=e.segments())
+        out.append(e)
     return out
