@@ -1,13 +1,14 @@
 # Two entry points for a fresh machine (see README "Quick start"):
 #   make demo   install, then explain a bundled example clip with the bundled offline model
 #   make test   install, then lint and run the whole test suite (what CI runs)
+#   make docs   regenerate docs/cli.md from the CLI, then build the documentation site into site/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= lmaczs-out/demo
 
-.PHONY: install demo test test-fast lint bench completions
+.PHONY: install demo test test-fast lint bench completions docs
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +38,7 @@ bench: $(STAMP)
 
 completions: $(STAMP)
 	$(BIN)/python -m lmaczs_cli.cli.completions completions
+
+docs: $(STAMP)
+	$(BIN)/python -m lmaczs_cli.cli.docs docs/cli.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

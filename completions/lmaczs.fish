@@ -73,7 +73,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l debug -d 'Show t
 complete -c lmaczs -n '__fish_seen_subcommand_from baseline' -l help -d 'Show this message and exit.'
 complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report decoder download' -a evaluate -d 'Faithfulness metrics on a data set.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -F
-complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).'
+complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth, manifest (a CSV: path, label), urbansed, audiogrounding or strong (a CSV: filename, onset, offset, label).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad, ig, lmaczs-perclip, all-ones, empty or random-rectangle (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l condition -r -d 'clean, esc50-mix, white-noise or speech:DIR (repeatable).'
@@ -108,7 +108,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l debug -d 'Show t
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l help -d 'Show this message and exit.'
 complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate sanity-check train classify synth fad report decoder download' -a sanity-check -d 'Model-randomisation and prompt checks.'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -F
-complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).'
+complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l dataset -r -d 'esc50, us8k, clotho, audiocaps, synth, manifest (a CSV: path, label), urbansed, audiogrounding or strong (a CSV: filename, onset, offset, label).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l data-root -r -d 'The data set'\''s folder (manifest: the CSV).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l method -s m -r -d 'lmaczs, gradcam, gradcam++, smoothgrad, ig, lmaczs-perclip, all-ones, empty or random-rectangle (repeatable).'
 complete -c lmaczs -n '__fish_seen_subcommand_from sanity-check' -l mode -r -d 'cascading (top-down, cumulative) or independent.'

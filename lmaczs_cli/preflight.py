@@ -21,68 +21,12 @@ TRAIN_COST = ("training one takes hours on a GPU and days on a CPU (CPU here: ab
 
 
 def _model_missing(clap: str, ckpt: str | None, tokenizer_dir: Path | None) -> list[str]:
-    """What the model itself lacks: checkpoint and tokenizer files."""
-    if clap.startswith("laion-"):
-        return _laion(clap, ckpt, tokenizer_dir)
-    if clap.startswith("ms-clap-"):
-        return _msclap(clap, ckpt, tokenizer_dir)
-    if clap.startswith(("hf:", "hf-")):
-        return _hf(clap, ckpt)
-    return []
+    """What the model itself lacks: checkpoint and tokenizer files (its family's record says how
+    to look, :mod:`lmaczs_cli.models.families`)."""
+    from lmaczs_cli.models.families import family_of
 
-
-def _laion(clap: str, ckpt: str | None, tokenizer_dir: Path | None) -> list[str]:
-    from lmaczs_cli.models.laion_checkpoint import DEFAULT_CHECKPOINTS, resolve_checkpoint
-    from lmaczs_cli.models.laion_tokenizer import resolve_tokenizer_dir
-
-    amodel = "HTSAT-tiny" if clap.endswith("tiny") else "HTSAT-base"
-    out = []
-    try:
-        resolve_checkpoint(ckpt, amodel)
-    except UsageError:
-        name = DEFAULT_CHECKPOINTS[amodel] if not ckpt else Path(str(ckpt)).name
-        out.append(f"the {clap} checkpoint {name} (`lmaczs download clap {name}`, or --clap-ckpt FILE)")
-    if str(ckpt) != "random":
-        try:
-            resolve_tokenizer_dir(tokenizer_dir)
-        except UsageError:
-            out.append("roberta-base's tokenizer files (`lmaczs download tokenizer`, or --tokenizer-dir DIR)")
-    return out
-
-
-def _msclap(clap: str, ckpt: str | None, tokenizer_dir: Path | None) -> list[str]:
-    from lmaczs_cli.models.msclap_checkpoint import resolve_checkpoint
-
-    version = clap.removeprefix("ms-clap-")
-    out = []
-    try:
-        resolve_checkpoint(ckpt, version)
-    except UsageError:
-        out.append(f"the {clap} checkpoint (`lmaczs download clap {clap}`, or --clap-ckpt FILE)")
-    if version == "2023" and str(ckpt) != "random":
-        from lmaczs_cli.models.msclap_text import resolve_gpt2_dir
-
-        try:
-            resolve_gpt2_dir(tokenizer_dir)
-        except UsageError:
-            out.append("gpt2's tokenizer files (`lmaczs download tokenizer gpt2`, or --tokenizer-dir DIR)")
-    return out
-
-
-def _hf(clap: str, ckpt: str | None) -> list[str]:
-    from lmaczs_cli.models.hf_source import resolve_hf_source
-
-    repo = {"hf-htsat-tiny": "laion/clap-htsat-unfused", "hf-htsat-base": "laion/larger_clap_general"}
-    if clap in repo and str(ckpt) == "random":
-        return []
-    spec = repo.get(clap, clap.removeprefix("hf:"))
-    try:
-        resolve_hf_source(spec, need="all")
-    except UsageError:
-        if Path(spec).expanduser().exists() or spec.startswith((".", "/", "~")):
-            return [f"a complete Hugging Face CLAP folder at {spec} (config, extractor settings, weights)"]
-        return [f"the Hugging Face model {spec} (`lmaczs download clap hf:{spec}`)"]
-    return []
+    family = family_of(clap)
+    return [] if family is None else family.missing(clap, ckpt, tokenizer_dir)
 
 
 def _decoder_missing(clap: str, methods: Iterable[str],

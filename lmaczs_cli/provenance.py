@@ -2,9 +2,11 @@
 
 Every run writes ``run.json`` into its ``--out`` (the latest run) and appends the same
 record to ``runs.jsonl`` (every run into that folder): command line, lmaczs version,
-model and checkpoint (path and SHA-256), each method's options (LMAC-ZS: decoder path
-and SHA-256, mask domain), seed, device, precision, start and end, and the warnings
-the run gave. Result rows carry ``run_id`` and the model, checkpoint and decoder.
+model and checkpoint (path and SHA-256), each method's options and identity (the settings
+that define its masks, :meth:`Explainer.identity`; LMAC-ZS: decoder path and SHA-256, mask
+domain), seed, device, precision, start and end, and the warnings the run gave. Result rows
+carry ``run_id``, the model, checkpoint and decoder, and the method's identity
+(``method_options``, canonical JSON), which ``--resume`` compares.
 
 Trust: :data:`FAITHFUL_TOL` decides the ``faithful`` column (``|s − s~|`` at most it),
 :data:`ACCURACY_FLOOR` when ``evaluate`` warns that the model is mostly wrong.
@@ -30,6 +32,8 @@ FAITHFUL_TOL = 0.1
 ACCURACY_FLOOR = 0.5
 #: a run warns when at least this share of its clips look unlike the audio the model knows
 DOMAIN_WARN_SHARE = 0.2
+#: the fields of a result row that must match for ``--resume`` to count it as done
+ALIKE_FIELDS = ("model", "checkpoint", "decoder", "mask_domain", "method_options")
 
 
 def _now() -> str:
@@ -74,10 +78,17 @@ def model_record(model: Any) -> dict[str, Any]:
             "random_weights": bool(getattr(model, "random_weights", path is None))}
 
 
+def method_identity(explainer: Any) -> dict[str, str]:
+    """What the explainer says defines its masks (:meth:`Explainer.identity`; ``{}`` without one)."""
+    identity = getattr(explainer, "identity", None)
+    return dict(identity()) if callable(identity) else {}
+
+
 def method_record(explainer: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A method's options; for LMAC-ZS also its decoder (path, digest) and mask domain."""
+    """A method's options and identity; for LMAC-ZS also its decoder (path, digest) and mask domain."""
     rec: dict[str, Any] = {"options": {k: (str(v) if isinstance(v, Path) else v)
-                                       for k, v in (options or {}).items()}}
+                                       for k, v in (options or {}).items()},
+                           "identity": method_identity(explainer)}
     decoder = getattr(explainer, "decoder_path", None)
     if decoder is not None:
         rec.update(decoder=str(decoder), decoder_sha256=file_sha256(decoder),
@@ -107,17 +118,24 @@ class RunRecord:
         self.data["shard"] = shard
 
     def row_fields(self, method: str) -> dict[str, Any]:
-        """What every result row of ``method`` carries about its origin."""
+        """What every result row of ``method`` carries about its origin (``method_options``: its
+        identity as canonical JSON, empty for a method with none)."""
+        from lmaczs_cli.explainers.base import identity_string
+
         m = self.methods.get(method, {})
         return {"run_id": self.run_id, "model": self.model["name"], "checkpoint": self.model["checkpoint"],
-                "decoder": m.get("decoder"), "mask_domain": m.get("mask_domain")}
+                "decoder": m.get("decoder"), "mask_domain": m.get("mask_domain"),
+                "method_options": identity_string(m.get("identity")) or None}
 
     def made_alike(self, row: Mapping[str, Any]) -> bool:
         """True when a result row on disk was made as this run makes its method's rows: same
-        model, checkpoint, decoder and mask domain (what ``--resume`` may skip)."""
+        model, checkpoint, decoder, mask domain and method identity (what ``--resume`` may skip).
+
+        A row written before rows carried ``method_options`` counts as made another way for a
+        method whose identity is not empty (it is redone once)."""
         want = self.row_fields(str(row.get("method") or ""))
         return all(str(row.get(k) or "") == ("" if want[k] is None else str(want[k]))
-                   for k in ("model", "checkpoint", "decoder", "mask_domain"))
+                   for k in ALIKE_FIELDS)
 
     def write(self, out: Path, warnings: list[str], extra: dict[str, Any] | None = None,
               summary: bool = True) -> None:

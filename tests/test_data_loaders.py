@@ -288,7 +288,8 @@ def test_manifest_errors(tmp_path: Path) -> None:
 
 # -- registry ------------------------------------------------------------------------
 def test_registry_dispatch_and_option_checks(tmp_path: Path) -> None:
-    assert DATASET_NAMES == ("synth", "esc50", "us8k", "clotho", "audiocaps", "manifest")
+    assert DATASET_NAMES == ("synth", "esc50", "us8k", "clotho", "audiocaps", "manifest", "urbansed",
+                             "audiogrounding", "strong")
     assert set(LOADERS) >= set(DATASET_NAMES)
     esc = make_esc50(tmp_path / "esc")
     assert len(load_dataset("esc50", esc, folds=[1], esc10=True)) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 from lmaczs_cli.cli.app import app
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.sharding import Shard, current_shard, parse_shard
+from tests.test_ddp import _free_port
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -104,12 +104,6 @@ def test_threads_are_set_and_recorded(tmp_path: Path) -> None:
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "o" / "run.json").read_text())["threads"] == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

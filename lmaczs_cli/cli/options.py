@@ -142,7 +142,8 @@ SmoothgradNoise = Annotated[float, typer.Option(
 
 # -- data sets ---------------------------------------------------------------------------
 Dataset = Annotated[str, typer.Option(
-    "--dataset", help="esc50, us8k, clotho, audiocaps, synth or manifest (a CSV: path, label).")]
+    "--dataset", help="esc50, us8k, clotho, audiocaps, synth, manifest (a CSV: path, label), "
+                      "urbansed, audiogrounding or strong (a CSV: filename, onset, offset, label).")]
 DataRoot = Annotated[Path | None, typer.Option(
     "--data-root", help="The data set's folder (manifest: the CSV).")]
 Folds = Annotated[str | None, typer.Option("--folds", help="Folds, e.g. 5 or 1-4 or 1,3.")]

@@ -17,6 +17,7 @@ from lmaczs_cli.data.clotho import load_clotho
 from lmaczs_cli.data.esc50 import load_esc50
 from lmaczs_cli.data.items import AudioItem, LoadReport
 from lmaczs_cli.data.manifest import load_manifest
+from lmaczs_cli.data.strong import load_audiogrounding, load_strong_csv, load_urbansed
 from lmaczs_cli.data.us8k import load_us8k
 from lmaczs_cli.errors import UsageError
 
@@ -77,6 +78,21 @@ def _synth(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadRepo
     return LoadReport(items=items, missing=report.missing, name="synth")
 
 
+def _urbansed(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("urbansed", split, folds, esc10, has=("split",))
+    return load_urbansed(root, split=split)
+
+
+def _audiogrounding(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("audiogrounding", split, folds, esc10, has=("split",))
+    return load_audiogrounding(root, split=split)
+
+
+def _strong(root: Path, split: str | None, folds: Folds, esc10: bool) -> LoadReport:
+    _no("strong", split, folds, esc10, has=())
+    return load_strong_csv(root)
+
+
 #: data set name -> adapter
 LOADERS: dict[str, Loader] = {
     "synth": _synth,
@@ -85,6 +101,9 @@ LOADERS: dict[str, Loader] = {
     "clotho": _clotho,
     "audiocaps": _audiocaps,
     "manifest": _manifest,
+    "urbansed": _urbansed,
+    "audiogrounding": _audiogrounding,
+    "strong": _strong,
 }
 DATASET_NAMES: tuple[str, ...] = tuple(LOADERS)
 #: the sets that come in folds, and their fold numbers
@@ -167,6 +186,7 @@ def select_items(sel: DataSelection) -> Selected:
         raise UsageError(f"--dataset {sel.dataset} --data-root {sel.data_root}: no clips selected{how}"
                          + (f" ({len(report.missing)} listed clips are missing)" if report.missing else ""))
     name = "esc10" if sel.esc10 else sel.dataset.strip().lower()
+    name = "us8k" if name == "urbansed" else name  # URBAN-SED: UrbanSound8K's ten classes
     labels = builtin_labels(name) if name in ("esc50", "esc10", "us8k", "synth") else None
     if sel.labels is not None:
         labels = load_labels(sel.labels)

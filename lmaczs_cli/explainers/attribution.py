@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.base import Explainer, identity_value
 from lmaczs_cli.explainers.saliency import saliency_to_mask
 from lmaczs_cli.explainers.targets import PromptLogit
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
@@ -27,6 +27,10 @@ class SmoothGradExplainer(Explainer):
         self.samples = samples
         self.noise = noise
         self.internal_batch = internal_batch
+
+    def identity(self) -> dict[str, str]:
+        """Noisy samples and noise level (the noise itself follows the run's seed)."""
+        return {"samples": identity_value(int(self.samples)), "noise": identity_value(float(self.noise))}
 
     def compute_masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
                       encoded: Encoded | None = None) -> torch.Tensor:
@@ -56,6 +60,10 @@ class IntegratedGradientsExplainer(Explainer):
         self.steps = steps
         self.baseline = baseline
         self.internal_batch = internal_batch
+
+    def identity(self) -> dict[str, str]:
+        """Steps along the path and the baseline's level."""
+        return {"steps": identity_value(int(self.steps)), "baseline": identity_value(float(self.baseline))}
 
     def compute_masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
                       encoded: Encoded | None = None) -> torch.Tensor:

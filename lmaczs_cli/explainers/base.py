@@ -11,12 +11,17 @@ only when the method is created), as at the end of this file::
 
 Masks from saliency maps are made the same way for every baseline by
 :func:`lmaczs_cli.explainers.saliency.saliency_to_mask`.
+
+An explainer says which of its settings define its masks with :meth:`Explainer.identity`
+(e.g. ``{"steps": "50"}`` for Integrated Gradients); run records and result rows carry it
+(:func:`identity_string`), so ``--resume`` redoes rows made with other settings.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -41,23 +46,40 @@ class Explainer(ABC):
     name: str = ""
     #: True when the method back-propagates through the model (gradient baselines)
     needs_grad: bool = False
-    #: the model this explainer was created for (set by :func:`create_explainer`)
+    #: the model this explainer was created for (set once by :meth:`bind`, from :func:`create_explainer`)
     model: ZeroShotModel | None = None
+
+    def bind(self, model: ZeroShotModel) -> None:
+        """Tie the explainer to ``model`` (once, when it is created); subclasses may build what they
+        keep for it here (GradCAM: its CAM object)."""
+        self.model = model
+
+    def identity(self) -> dict[str, str]:
+        """The settings that define this explainer's masks, as strings (``{}``: none beyond the model).
+
+        Two explainers of the same method with the same identity (and the same model) make the same
+        masks; ``--resume`` redoes result rows whose identity differs. Options that only change
+        speed or memory (internal batch sizes) are left out.
+        """
+        return {}
 
     def masks(
         self,
-        model: ZeroShotModel,
+        model: ZeroShotModel | None,
         magnitude: torch.Tensor,
         text: torch.Tensor,
         encoded: Encoded | None = None,
     ) -> torch.Tensor:
         """Masks [B, F, T] in [0, 1] explaining ``text[i]`` (normalised, [B, D]) on clip i.
 
+        ``model``: the model to explain (None: the one the explainer is bound to).
         ``magnitude``: the clips' linear magnitude spectrograms [B, F, T].
         ``encoded``: ``model.encode(magnitude)`` when the caller already has it.
         """
         import torch
 
+        if model is None:
+            model = self.model
         if magnitude.dim() != 3 or text.dim() != 2 or text.shape[0] != magnitude.shape[0]:
             raise ValueError(
                 f"masks() pairs clip i with prompt i: expected magnitude [B, F, T] and text [B, D], "
@@ -76,6 +98,30 @@ class Explainer(ABC):
         encoded: Encoded | None,
     ) -> torch.Tensor:
         """The method itself (called by :meth:`masks` in the right grad mode)."""
+
+
+def identity_value(value: Any) -> str:
+    """A setting as the string :meth:`Explainer.identity` records: ints and floats canonical
+    (``50``, ``0.15``, ``1.0``), sequences joined with ``x`` (a grid ``16x32``), the rest ``str``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, (tuple, list)):
+        return "x".join(identity_value(v) for v in value)
+    return str(value)
+
+
+def identity_string(identity: dict[str, str] | None) -> str:
+    """An identity as one canonical, compact JSON object (keys sorted); ``""`` for none.
+
+    This is the ``method_options`` column of result tables: equal strings, same settings.
+    """
+    if not identity:
+        return ""
+    return json.dumps({str(k): str(v) for k, v in identity.items()}, sort_keys=True, separators=(",", ":"))
 
 
 # -- registry ------------------------------------------------------------------
@@ -120,7 +166,7 @@ def create_explainer(name: str, model: ZeroShotModel, **options: Any) -> Explain
         takes = f"its options: {', '.join(known)}" if known else "it takes no options"
         raise UsageError(f"method {name!r} has no option {', '.join(map(repr, unknown))}; {takes}")
     explainer = factory(model, **options)
-    explainer.model = model
+    explainer.bind(model)
     return explainer
 
 

@@ -30,10 +30,23 @@ class LMACZS(Explainer):
         self.net = net if net is not None else decoder
         #: the checkpoint the decoder was loaded from (None: built in memory, e.g. while training)
         self.decoder_path: str | None = None
+        self._digest: tuple[str | None, str | None] | None = None  # (path, its SHA-256)
 
     @property
     def domain(self) -> str:
         return self.decoder.config.domain
+
+    def identity(self) -> dict[str, str]:
+        """The decoder's SHA-256 (when loaded from a file or folder) and the mask domain."""
+        out = {"domain": str(self.domain)}
+        if self.decoder_path is not None:
+            if self._digest is None or self._digest[0] != self.decoder_path:
+                from lmaczs_cli.provenance import file_sha256
+
+                self._digest = (self.decoder_path, file_sha256(self.decoder_path))
+            if self._digest[1]:
+                out["decoder_sha256"] = self._digest[1]
+        return out
 
     def compute_masks(
         self,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.base import Explainer, identity_value
 from lmaczs_cli.explainers.decoder import mel_to_linear_matrix
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
 from lmaczs_cli.objective import EvidenceWeights, evidence_terms, kept_share
@@ -63,6 +63,17 @@ class PerClipLMACZS(Explainer):
         self.reference: torch.Tensor | None = None
         #: steps the last call ran (the most over its chunks)
         self.last_steps = 0
+
+    def identity(self) -> dict[str, str]:
+        """Step budget, learning rate, grid, seed, stopping rule and the objective's weights
+        (``chunk`` only bounds memory; the precision is the run's, in run.json)."""
+        from dataclasses import asdict
+
+        weights = ",".join(f"{k}={identity_value(v)}" for k, v in sorted(asdict(self.weights).items()))
+        return {"steps": identity_value(self.steps), "lr": identity_value(self.lr),
+                "grid": identity_value(self.grid), "seed": identity_value(self.seed),
+                "tol": identity_value(self.tol), "patience": identity_value(self.patience),
+                "weights": weights}
 
     def compute_masks(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.base import Explainer, identity_value
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
 
 
@@ -38,6 +38,10 @@ class SlidingWindow(Explainer):
             raise ValueError("sliding-window: window and hop must be positive seconds")
         self.window, self.hop, self.batch = float(window), float(hop), int(batch)
         self._cache: tuple[tuple, torch.Tensor] | None = None  # the last clips' window embeddings
+
+    def identity(self) -> dict[str, str]:
+        """Window length and hop, in seconds."""
+        return {"window": identity_value(self.window), "hop": identity_value(self.hop)}
 
     def window_embeddings(self, model: ZeroShotModel, magnitude: torch.Tensor,
                           boxes: torch.Tensor) -> torch.Tensor:

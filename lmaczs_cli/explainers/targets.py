@@ -27,9 +27,12 @@ class PromptLogit(nn.Module):
 
 
 class FixedTextLogit(nn.Module):
-    """Like :class:`PromptLogit` with the texts bound, returning [B, 1] (for pytorch-grad-cam)."""
+    """Like :class:`PromptLogit` with the texts bound, returning [B, 1] (for pytorch-grad-cam).
 
-    def __init__(self, model: ZeroShotModel, text: torch.Tensor) -> None:
+    ``text`` may be set before each call (GradCAM keeps one wrapper and sets the call's prompts).
+    """
+
+    def __init__(self, model: ZeroShotModel, text: torch.Tensor | None) -> None:
         super().__init__()
         self.logit = PromptLogit(model)
         self.text = text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from lmaczs_cli.explainers.base import Explainer
+from lmaczs_cli.explainers.base import Explainer, identity_value
 from lmaczs_cli.models.base import Encoded, ZeroShotModel
 
 
@@ -33,8 +33,14 @@ class RandomRectangle(Explainer):
     name = "random-rectangle"
 
     def __init__(self, seed: int = 0, lo: float = 0.1, hi: float = 0.6) -> None:
-        self.gen = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.gen = torch.Generator().manual_seed(self.seed)
         self.lo, self.hi = lo, hi
+
+    def identity(self) -> dict[str, str]:
+        """The seed and the range of a box side (share of its axis)."""
+        return {"seed": identity_value(self.seed), "lo": identity_value(float(self.lo)),
+                "hi": identity_value(float(self.hi))}
 
     def compute_masks(self, model: ZeroShotModel, magnitude: torch.Tensor, text: torch.Tensor,
                       encoded: Encoded | None = None) -> torch.Tensor:

@@ -25,12 +25,12 @@ from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
 METRICS = ["AI", "AD", "AG", "FF", "FidIn", "SPS", "COMP", "MM", "accuracy"]
-GT_METRICS = ["EPG", "precision", "recall"]
+GT_METRICS = ["EPG", "precision", "recall", "event_F1", "segment_F1"]
 SAMPLE_COLUMNS = [
     "clip", "label", "condition", "method", "pred", "pred_label", "correct", "P_c", "P_in_c",
     "P_out_c", "argmax_in", "argmax_out", "similarity", "MM", "SPS", "COMP", "AI", "AD", "AG", "FF",
     "FidIn", "accuracy", "EPG", "precision", "recall", "in_domain", "status", "error",
-    "run_id", "model", "checkpoint", "decoder", "mask_domain",
+    "run_id", "model", "checkpoint", "decoder", "mask_domain", "event_F1", "segment_F1", "method_options",
 ]
 SUMMARY_COLUMNS = ["method", "condition", "metric", "mean", "ci_low", "ci_high", "n"]
 
@@ -164,7 +164,8 @@ class _Samples:
         self.out, self.rank, self.world = out, rank, world
         self.part = out.path / f"samples.rank{rank}.csv"
         old = read_csv(out.path / "samples.csv") + (read_csv(self.part) if world > 1 else [])
-        # with --resume, rows made another way (model, checkpoint, decoder, mask domain) are redone
+        # with --resume, rows made another way (model, checkpoint, decoder, mask domain, method identity)
+        # are redone
         self.done = {_sample_key(r) for r in old if r.get("status") == "ok" and alike(r)} if resume else set()
         self.mine: list[dict] = read_csv(self.part) if world > 1 and resume else []
 
@@ -317,6 +318,7 @@ class _Evaluator:
         f = M.faithfulness(p[k].double(), p_in.double(), p_out.double(), c[k])
         sps, comp, mm = M.sparseness(m), M.complexity(m), M.mask_mean(m)
         gt = _ground_truth([items[i] for i in keep], self.labels, c[k], m, mag[k])
+        spans = _time_spans([items[i] for i in keep], self.labels, c[k], m, mag[k], name, self.model)
         rows = []
         for r, i in enumerate(keep):
             ci, lab = int(c[i]), self.label_idx.get(labels[i])
@@ -329,6 +331,7 @@ class _Evaluator:
                 "similarity": float(sims[i, ci]), "MM": float(mm[r]), "SPS": float(sps[r]),
                 "COMP": float(comp[r]), "status": "ok", "error": None,
                 **{key: float(v[r]) for key, v in f.items()}, **(gt[r] if gt else {}),
+                **(spans[r] if spans else {}),
             }
             row["accuracy"] = row["correct"]
             rows.append(row)
@@ -355,6 +358,37 @@ def _ground_truth(items: list, labels: list[str], c, masks, mag) -> list[dict] |
         pr = M.mask_precision_recall(masks[r : r + 1], g[None], energy=mag[r : r + 1], threshold=None)
         out.append({"EPG": float(epg[0]), "precision": float(pr["precision"][0]),
                     "recall": float(pr["recall"][0])})
+    return out
+
+
+def _time_spans(items: list, labels: list[str], c, masks, mag, method: str, model) -> list[dict] | None:
+    """Time spans against strong labels (URBAN-SED, AudioGrounding, a strong-label CSV): per clip,
+    event- and segment-based F1 (``sed_eval``) of the predicted class's segments within the
+    window explained, against that class's reference events there (none when it is absent)."""
+    from lmaczs_cli import events as ev
+
+    if not any(it.meta.get("events") is not None for it in items):
+        return None
+    hop, sr = model.stft_config.hop_length, model.sample_rate
+    threshold, gap = ev.decoding_for(method)
+    out = []
+    for r, it in enumerate(items):
+        ref_all = it.meta.get("events")
+        if ref_all is None:
+            out.append({})
+            continue
+        label = labels[int(c[r])]
+        m, x = masks[r].detach().float().cpu().numpy(), mag[r].detach().float().cpu().numpy()
+        window = x.shape[-1] * hop / sr
+        found = ev.segments(ev.activity(m, x), hop / sr, threshold, min_gap=gap, duration=window)
+        ref = [(it.path, on, min(off, window), label) for on, off, lab in ref_all
+               if lab.casefold() == label.casefold() and on < window]
+        est = [(it.path, s.onset, s.offset, label) for s in found]
+        if not ref and not est:
+            out.append({})  # nothing to find and nothing found: F1 is undefined
+            continue
+        counts = ev.SedScorer([label]).add(ref, est)
+        out.append({"event_F1": ev.f1(*counts[0]), "segment_F1": ev.f1(*counts[1])})
     return out
 
 

@@ -27,7 +27,7 @@ from lmaczs_cli.writers import OrderedWriters
 RESULT_COLUMNS = [
     "clip", "prompt", "label", "method", "rank", "similarity", "masked_similarity", "mask_mean",
     "faithful", "in_domain", "wav", "residual_wav", "png", "mask", "status", "error", "warning",
-    "run_id", "model", "checkpoint", "decoder", "mask_domain",
+    "run_id", "model", "checkpoint", "decoder", "mask_domain", "method_options",
 ]
 
 
@@ -351,7 +351,7 @@ class _Table:
     def todo(self, paths: list[Path], method: str) -> list[Path]:
         """The inputs whose pairs for ``method`` are not all in the table (with --resume), counting
         only rows made as this run would make them (same model, checkpoint, decoder, mask domain,
-        and the residual / mask files it asks for)."""
+        method identity, e.g. IG's steps, and the residual / mask files it asks for)."""
         same = self._same_origin(method)
         return [p for p in paths
                 if not self._clip_done([r for r in self.done.get((str(p), method), []) if same(r)])]

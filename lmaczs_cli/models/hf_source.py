@@ -145,3 +145,21 @@ def files_to_fetch(listing: list[str]) -> list[str]:
             shards = [f for f in listing if len(group) > 1 and Path(f).match(group[1])]
             return picked + [group[0], *sorted(shards)]
     raise UsageError("the repo has no model.safetensors or pytorch_model.bin weights")
+
+
+#: the hub repositories of the named Hugging Face models (``--clap hf-htsat-tiny``)
+NAMED_REPOS = {"hf-htsat-tiny": "laion/clap-htsat-unfused", "hf-htsat-base": "laion/larger_clap_general"}
+
+
+def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: object = None) -> list[str]:
+    """What a Hugging Face ClapModel run lacks on this machine (a complete folder or cached repo)."""
+    if clap in NAMED_REPOS and str(ckpt) == "random":
+        return []
+    spec = NAMED_REPOS.get(clap, clap.removeprefix("hf:"))
+    try:
+        resolve_hf_source(spec, need="all")
+    except UsageError:
+        if Path(spec).expanduser().exists() or spec.startswith((".", "/", "~")):
+            return [f"a complete Hugging Face CLAP folder at {spec} (config, extractor settings, weights)"]
+        return [f"the Hugging Face model {spec} (`lmaczs download clap hf:{spec}`)"]
+    return []

@@ -185,3 +185,22 @@ def checkpoint_amodel(sd: dict[str, Any], source: str = "checkpoint") -> str:
 def model_for(amodel: str) -> str:
     """The registry name serving ``amodel`` (for error hints)."""
     return _AMODEL_TO_MODEL.get(amodel, amodel)
+
+
+def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: os.PathLike[str] | str | None) -> list[str]:
+    """What a LAION-CLAP run lacks on this machine (checkpoint, roberta-base tokenizer), without torch."""
+    from lmaczs_cli.models.laion_tokenizer import resolve_tokenizer_dir
+
+    amodel = "HTSAT-tiny" if clap.endswith("tiny") else "HTSAT-base"
+    out = []
+    try:
+        resolve_checkpoint(ckpt, amodel)
+    except UsageError:
+        name = DEFAULT_CHECKPOINTS[amodel] if not ckpt else Path(str(ckpt)).name
+        out.append(f"the {clap} checkpoint {name} (`lmaczs download clap {name}`, or --clap-ckpt FILE)")
+    if str(ckpt) != "random":
+        try:
+            resolve_tokenizer_dir(tokenizer_dir)
+        except UsageError:
+            out.append("roberta-base's tokenizer files (`lmaczs download tokenizer`, or --tokenizer-dir DIR)")
+    return out

@@ -111,3 +111,21 @@ def load_strict(module: Any, sd: dict[str, Any], source: str, name: str) -> None
     if problems:
         raise UsageError(f"{source} does not fit {name}: {'; '.join(problems)}")
     module.load_state_dict(sd, strict=True)
+
+
+def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: os.PathLike[str] | str | None) -> list[str]:
+    """What an MS-CLAP run lacks on this machine (checkpoint; 2023: gpt2's tokenizer)."""
+    version = clap.removeprefix("ms-clap-")
+    out = []
+    try:
+        resolve_checkpoint(ckpt, version)
+    except UsageError:
+        out.append(f"the {clap} checkpoint (`lmaczs download clap {clap}`, or --clap-ckpt FILE)")
+    if version == "2023" and str(ckpt) != "random":
+        from lmaczs_cli.models.msclap_text import resolve_gpt2_dir
+
+        try:
+            resolve_gpt2_dir(tokenizer_dir)
+        except UsageError:
+            out.append("gpt2's tokenizer files (`lmaczs download tokenizer gpt2`, or --tokenizer-dir DIR)")
+    return out

@@ -37,16 +37,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def preset_for_model(clap: str) -> str | None:
-    """The preset of the family ``clap`` belongs to."""
-    if clap == "small":
-        return "small"
-    if clap.startswith("laion-"):
-        return "laion"
-    if clap.startswith("ms-clap-"):
-        return clap if clap in PRESETS else "ms-clap-2022"
-    if clap.startswith(("hf:", "hf-")):
-        return "hf"
-    return None
+    """The preset of the family ``clap`` belongs to (its record in :mod:`lmaczs_cli.models.families`)."""
+    from lmaczs_cli.models.families import family_of
+
+    family = family_of(clap)
+    return None if family is None else family.preset_for(clap)
 
 
 def preset_values(name: str) -> dict[str, Any]:
