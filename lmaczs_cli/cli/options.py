@@ -31,8 +31,8 @@ Version = Annotated[bool, typer.Option(
 Clap = Annotated[str, typer.Option(
     "--clap", envvar="LMACZS_CLAP",
     help="Zero-shot model: laion-htsat-tiny, laion-htsat-base, ms-clap-2022 (the paper's), ms-clap-2023, "
-    "hf-htsat-tiny, hf-htsat-base, hf:<repo-id-or-folder> (Hugging Face ClapModel), or 'small' "
-    "(bundled, offline).")]
+    "hf-htsat-tiny, hf-htsat-base, hf:<repo-id-or-folder> (Hugging Face ClapModel), pe-audio, "
+    "pe-audio:<repo-id-or-folder> (Meta PE-Audio), or 'small' (bundled, offline).")]
 ClapCkpt = Annotated[str | None, typer.Option(
     "--clap-ckpt", envvar="LMACZS_CLAP_CKPT",
     help="Model checkpoint file (LAION .pt, MS-CLAP .pth); 'random' builds random weights (testing). "

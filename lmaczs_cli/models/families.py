@@ -86,3 +86,7 @@ register_family(Family(
 register_family(Family(
     "hf", ("hf:*", "hf-*"), "Hugging Face ClapModel: hf-htsat-tiny, hf-htsat-base, hf:<repo-id-or-folder>",
     preflight="lmaczs_cli.models.hf_source:preflight_missing", preset="hf"))
+register_family(Family(
+    "pe-audio", ("pe-audio", "pe-audio:*"),
+    "Meta Perception Encoder audio (PeAudioModel): pe-audio, pe-audio:<repo-id-or-folder>",
+    preflight="lmaczs_cli.models.pe_audio:preflight_missing", preset="hf"))

@@ -144,3 +144,15 @@ register_model(
     "lmaczs_cli.models.msclap:build_ms_clap_2023",
     "Microsoft CLAP 2023, HTSAT audio + GPT-2 text, 7 s at 44.1 kHz",
 )
+register_model(
+    "pe-audio",
+    "lmaczs_cli.models.pe_audio:build_pe_audio",
+    "Meta Perception Encoder audio (transformers PeAudioModel, DAC front end on 48 kHz waveform + "
+    "ModernBERT text); --clap-ckpt random: its architecture, offline; or a saved folder",
+)
+register_prefix(
+    "pe-audio:",
+    "lmaczs_cli.models.pe_audio:build_pe_audio_spec",
+    "PE-Audio (transformers PeAudioModel) from a save_pretrained folder or a hub repo id in the HF cache",
+    "repo-id-or-folder",
+)
