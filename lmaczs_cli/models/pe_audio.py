@@ -214,10 +214,13 @@ class PeAudio(ZeroShotModel):
         phase = torch.stack(phases).to(magnitude.device)
         if unknown:
             self.phase_estimates += len(unknown)
+        if unknown and self.phase_estimates == len(unknown):  # once per model
             warnings.warn(
                 f"{self.name}: {len(unknown)} magnitude(s) that no spectrogram() of this model "
                 "produced (or masked above 1): their phase is estimated by Griffin-Lim, so the "
-                "model hears an approximation of that audio", stacklevel=3)
+                "model hears an approximation of that audio (warned once; counted in "
+                "phase_estimates)", stacklevel=3)
+        if unknown:
             phase[unknown] = griffin_lim_phase(magnitude.detach()[unknown], length)
         return phase, length
 
