@@ -142,8 +142,8 @@ class MaskDecoder(nn.Module):
     ) -> MaskDecoder:
         """Size a decoder for ``model`` from one probe encode of a full window."""
         dev = model.device
-        with torch.no_grad():
-            probe = torch.rand(1, model.n_freqs, model.n_frames, device=dev) * 1e-2
+        with torch.no_grad():  # a real spectrogram of a quiet window (a model may need its phase)
+            probe, _ = model.spectrogram(1e-2 * torch.randn(1, model.window_samples, device=dev))
             enc = model.encode(probe)
         shapes = [list(h.shape[1:]) for h in enc.hidden]
         if not 0 <= skip < len(shapes):
