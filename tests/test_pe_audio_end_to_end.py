@@ -4,22 +4,19 @@ small random config of the real layout): train, explain (decoder and per-clip), 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from typer.testing import CliRunner
 
-from lmaczs_cli.cli.app import app
 from tests.fixtures_data import make_esc50
 from tests.helpers_laion import make_signals
 from tests.helpers_pe_audio import save_random_pe_audio
+from tests.test_hf_end_to_end import _ok, _rows
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 CPU = ["--device", "cpu", "--quiet"]
 
 
@@ -38,17 +35,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "clip.wav"
     sf.write(path, make_signals()["3s"], 48000, subtype="FLOAT")
     return path
-
-
-def _ok(args: list[str]) -> str:
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, f"{args[0]}: {r.output[-2000:]}"
-    return r.output
-
-
-def _rows(path: Path) -> list[dict]:
-    with path.open() as f:
-        return list(csv.DictReader(f))
 
 
 def test_every_command_runs_on_a_saved_folder(folder: Path, esc50: Path, clip: Path, tmp_path: Path) -> None:
