@@ -145,7 +145,7 @@ complete -c lmaczs -n 'not __fish_seen_subcommand_from explain baseline evaluate
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -F
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l data -r -d 'clotho, audiocaps, manifest, synth, esc50 or us8k (repeatable: mix).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l data-root -r -d 'Root of each --data set, in order (manifest: the CSV).'
-complete -c lmaczs -n '__fish_seen_subcommand_from train' -l preset -r -d 'Settings for a model family: small, laion, ms-clap-2022, ms-clap-2023 or hf (README: Training presets); flags given win.'
+complete -c lmaczs -n '__fish_seen_subcommand_from train' -l preset -r -d 'Settings for a model family: small, laion, ms-clap-2022, ms-clap-2023 or hf (docs/training.md); flags given win.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l folds -r -d 'esc50/us8k: train on these folds only, e.g. 1-4.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l exclude-folds -r -d 'esc50/us8k: leave these folds out (to evaluate on them), e.g. 5.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l prompt-template -r -d 'Template turning a label into a prompt; must contain {label}.'

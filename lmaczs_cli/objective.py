@@ -14,7 +14,7 @@ any label prompts the run adds), every (clip i, prompt j) pair is used:
 
 ``L_abs`` (ours): U are the pairs L_out does not look at (s_ij at most the batch's mean s_bar,
 not the clip's own caption); it asks for empty masks there. Faithful only for a model whose
-empty input is as dissimilar to a prompt as an unrelated clip (README "Known limits").
+empty input is as dissimilar to a prompt as an unrelated clip (docs/results.md, "Known limits").
 
 ``L_out`` (ours): ``out_pairs="own"`` is the spec's term, O = {(i, own caption)},
 margin m = 0. ``"matching"`` (default) also takes every pair whose s_ij exceeds
@@ -39,7 +39,7 @@ holds the same prompts, gathered from all ranks, so the centring is the same too
 
 Default weights, tuned on the previous (uncalibrated) bundled small model and synthetic scenes
 (held-out ground truth; see ``lmaczs_cli/assets/small/decoder_card.json`` and
-the README's "Known limits" for the variants tried):
+docs/results.md, "Known limits", for the variants tried):
 
 ==============  ==========  ======================================================
 weight          default     why

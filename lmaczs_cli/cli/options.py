@@ -3,7 +3,7 @@
 The options every model-running command shares (``--clap`` ... ``--precision``)
 and the manners every command shares (``--quiet``, ``--json``, ``--debug``) are
 added by :func:`lmaczs_cli.cli.common.command`, so no command declares them.
-Options with an environment default read ``LMACZS_<NAME>`` (README table).
+Options with an environment default read ``LMACZS_<NAME>`` (docs/usage.md, the table).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ EvalLabels = Annotated[str | None, typer.Option(
     "--labels", help="Candidate classes: esc50, esc10, us8k, synth or FILE (default: the data set's own).")]
 Preset = Annotated[str | None, typer.Option(
     "--preset", help="Settings for a model family: small, laion, ms-clap-2022, ms-clap-2023 or hf "
-    "(README: Training presets); flags given win.")]
+    "(docs/training.md); flags given win.")]
 TrainFolds = Annotated[str | None, typer.Option(
     "--folds", help="esc50/us8k: train on these folds only, e.g. 1-4.")]
 ExcludeFolds = Annotated[str | None, typer.Option(

@@ -52,7 +52,7 @@ def get_spec(name: str) -> DatasetSpec:
     if spec is None:
         raise UsageError(
             f"unknown data set {name!r}: choose one of {', '.join(DATASETS)} "
-            "(AudioCaps has no archive to download: see the README, 'Data sets')"
+            "(AudioCaps has no archive to download: see docs/datasets.md)"
         )
     return spec
 

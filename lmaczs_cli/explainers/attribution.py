@@ -1,6 +1,6 @@
 """Input-gradient baselines on the linear spectrogram, via captum: SmoothGrad and Integrated Gradients.
 
-Defaults (documented in README): SmoothGrad with 25 noisy samples at noise
+Defaults (documented in docs/explainers.md): SmoothGrad with 25 noisy samples at noise
 level 0.15 of each clip's magnitude range (Smilkov et al. suggest 10–20 %,
 n ≈ 50; 25 keeps the cost moderate), Integrated Gradients with 50 steps from an
 all-zero (silent) spectrogram, evaluated in internal batches so memory stays

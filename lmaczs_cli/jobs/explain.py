@@ -126,7 +126,7 @@ def run_explain(cfg: ExplainConfig, reporter: Reporter | None = None) -> Explain
 
         rep.notice(f"lmaczs: no LMAC-ZS decoder for --clap {run.clap}: explaining per clip instead (method "
                    f"lmaczs-perclip: each mask optimised under the same objective, {PERCLIP_COST}); a "
-                   "decoder makes it fast (README \"Explaining a real CLAP\"); --require-decoder refuses "
+                   "decoder makes it fast (docs/real-clap.md); --require-decoder refuses "
                    "instead")
     seed_everything(run.seed)
     ranks = Ranks(shard, run.device)

@@ -3,7 +3,7 @@
 The paper fixes the data (Clotho, or MS-CLAP 2022's full training mix), STFT or mel masking
 and the use of every (clip, caption) pair; it does not publish optimiser settings, so the
 rest is ours: sized so a run fits one GPU in a few hours and validates often enough to keep
-the best decoder. ``small`` is how the bundled decoders were trained (README). Any flag given
+the best decoder. ``small`` is how the bundled decoders were trained (docs/training.md). Any flag given
 on the command line wins over its preset value.
 """
 
