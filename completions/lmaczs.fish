@@ -92,6 +92,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l perclip-steps -r
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l plots -d 'summary.png (each metric with 95 % CIs) and the mask-mean vs similarity scatter.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l resume -d 'Skip work already finished in --out.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l report -d 'Also write report.html (see lmaczs report).'
+complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l shard -r -d 'Take every N-th input from the I-th (I from 0), e.g. a Slurm array'\''s $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; shares write into one --out. Under torchrun the ranks split the inputs by themselves.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l out -s o -r -d 'Output folder; nothing is written outside it.'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l clap -r -d 'Zero-shot model: laion-htsat-tiny, laion-htsat-base, ms-clap-2022 (the paper'\''s), ms-clap-2023, hf-htsat-tiny, hf-htsat-base, hf:<repo-id-or-folder> (Hugging Face ClapModel), pe-audio, pe-audio:<repo-id-or-folder> (Meta PE-Audio), or '\''small'\'' (bundled, offline).'
 complete -c lmaczs -n '__fish_seen_subcommand_from evaluate' -l clap-ckpt -r -d 'Model checkpoint file (LAION .pt, MS-CLAP .pth); '\''random'\'' builds random weights (testing). hf models: only '\''random'\''.'

@@ -125,3 +125,29 @@ def test_torchrun_ranks_write_the_rows_one_process_writes(tmp_path: Path) -> Non
     assert len({r["run_id"] for r in rows.values()}) == 1  # rank 0's run id on every row
     runs = [json.loads(x) for x in (ranked / "runs.jsonl").read_text().splitlines()]
     assert sorted(r["shard"]["torchrun_rank"] for r in runs) == [0, 1]
+
+
+def test_evaluate_shards_write_the_rows_one_process_writes(tmp_path: Path) -> None:
+    root = tmp_path / "synth"
+    r = runner.invoke(app, ["synth", "--n", "6", "--seed", "11", "--out", str(root), "--quiet"])
+    assert r.exit_code == 0, r.output
+    base = ["evaluate", "--dataset", "synth", "--data-root", str(root), *SMALL, "--method", "lmaczs",
+            "--method", "all-ones"]
+    assert runner.invoke(app, [*base, "--out", str(tmp_path / "one")]).exit_code == 0
+    for i in range(3):
+        r = runner.invoke(app, [*base, "--out", str(tmp_path / "split"), "--shard", f"{i}/3"])
+        assert r.exit_code == 0, r.output
+
+    def samples(folder: Path) -> dict:
+        with (folder / "samples.csv").open(newline="") as f:
+            return {(x["clip"], x["condition"], x["method"]): x for x in csv.DictReader(f)}
+
+    one, split = samples(tmp_path / "one"), samples(tmp_path / "split")
+    assert one.keys() == split.keys() and len(one) == 12
+    for k in one:
+        for col in ("AI", "AD", "FF", "MM", "pointing" if "pointing" in one[k] else "EPG"):
+            if one[k].get(col):
+                assert float(one[k][col]) == pytest.approx(float(split[k][col]), abs=1e-5), (k, col)
+    with (tmp_path / "split" / "summary.csv").open(newline="") as f:
+        assert {int(x["n"]) for x in csv.DictReader(f) if x["metric"] == "AI"} == {6}
+    assert not list((tmp_path / "split").glob("samples.*rank*.csv"))

@@ -50,6 +50,7 @@ def evaluate(
     plots: o.Plots = False,
     resume: o.Resume = False,
     report: o.Report = False,
+    shard: o.Shard = None,
     out: o.Out = Path("lmaczs-out/eval"),
     *,
     shared: Shared,
@@ -64,7 +65,7 @@ def evaluate(
         conditions=list(dict.fromkeys(condition or ["clean"])), prompt_template=prompt_template,
         method_options=method_options(decoder, mask_domain, ig_steps, smoothgrad_samples, smoothgrad_noise,
                                       perclip_steps),
-        resume=resume, plots=plots, run=shared.run,
+        resume=resume, plots=plots, shard=shard, run=shared.run,
     )
     from lmaczs_cli.cli.report import also_report
 

@@ -47,6 +47,8 @@ class EvalConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     resume: bool = False
     plots: bool = False
+    #: ``"I/N"``: evaluate only this share of the clips (job arrays; torchrun ranks split it further)
+    shard: str | None = None
     run: RunOptions = field(default_factory=RunOptions)
 
 
@@ -76,9 +78,11 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
     from lmaczs_cli.outdir import OutDir, check_out_dir
     from lmaczs_cli.preflight import check_ready
     from lmaczs_cli.runtime import resolve_device, seed_everything
+    from lmaczs_cli.sharding import current_shard, parse_shard
 
     rep, run = reporter or Reporter(), cfg.run
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    shard, (job, jobs) = current_shard(cfg.shard), parse_shard(cfg.shard)
     conditions = [parse_condition(c) for c in cfg.conditions]
     check_template(cfg.prompt_template)
     sel = select_items(cfg.data)
@@ -102,14 +106,16 @@ def run_evaluate(cfg: EvalConfig, reporter: Reporter | None = None) -> EvalResul
                     cfg.plots, record)
     t0 = time.perf_counter()
     with OutDir(cfg.out) as out:
-        sink = _Samples(out, rank, world, cfg.resume, record.made_alike)
-        mine = [(i, it) for i, it in enumerate(sel.items) if i % world == rank]
+        sink = _Samples(out, rank, world, cfg.resume, record.made_alike, f"shard{job}." if jobs > 1 else "")
+        mine = [(i, it) for i, it in enumerate(sel.items) if i % shard.count == shard.index]
         failed = _evaluate_all(ev, mine, sel.items, conditions, sink, cfg, rep)
         rows = sink.merge_ranks()
         if rows is not None:
             _trust_report([r for r in rows if r.get("run_id") == record.run_id], model, rep)
             data = {**vars(cfg.data), "data_root": str(cfg.data.data_root)}
-            record.write(cfg.out, rep.warnings, {"data": data, "conditions": cfg.conditions})
+            record.data["shard"] = shard.record()
+            record.write(cfg.out, rep.warnings, {"data": data, "conditions": cfg.conditions},
+                         summary=job == 0)
     if rows is None:
         return None
     return _finish(cfg, rows, ev.scatter, failed, time.perf_counter() - t0, rep)
@@ -160,9 +166,10 @@ class _Samples:
     """Where sample rows go: merged into samples.csv (one process) or this rank's part file,
     which rank 0 merges into samples.csv and removes when every rank is done."""
 
-    def __init__(self, out, rank: int, world: int, resume: bool, alike=lambda row: True) -> None:
-        self.out, self.rank, self.world = out, rank, world
-        self.part = out.path / f"samples.rank{rank}.csv"
+    def __init__(self, out, rank: int, world: int, resume: bool, alike=lambda row: True,
+                 tag: str = "") -> None:
+        self.out, self.rank, self.world, self.tag = out, rank, world, tag
+        self.part = out.path / f"samples.{tag}rank{rank}.csv"
         old = read_csv(out.path / "samples.csv") + (read_csv(self.part) if world > 1 else [])
         # with --resume, rows made another way (model, checkpoint, decoder, mask domain, method identity)
         # are redone
@@ -191,7 +198,7 @@ class _Samples:
             dist.destroy_process_group()
         if self.rank != 0:
             return None
-        parts = [self.out.path / f"samples.rank{r}.csv" for r in range(self.world)]
+        parts = [self.out.path / f"samples.{self.tag}rank{r}.csv" for r in range(self.world)]
         rows = self.out.update_table("samples.csv", [x for p in parts for x in read_csv(p)],
                                      SAMPLE_COLUMNS, _sample_key)
         for p in parts:
