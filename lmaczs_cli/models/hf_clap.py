@@ -16,9 +16,10 @@ clip gives ``get_audio_features`` of the extractor's output
 extractor's Slaney filterbank, ``"fusion"`` ones its HTK filterbank, 4 identical
 input channels and ``is_longer=True``: what the extractor and
 ``pipeline("zero-shot-audio-classification")`` give a single clip of at most one
-window. Longer clips are explained window by window (``lmaczs_cli.windows``); the
-extractor's fusion view of a whole long clip (a shrunken full clip plus 3 random
-crops) is not reproduced.
+window. Longer clips are explained window by window (``lmaczs_cli.windows``). For a fusion
+checkpoint, :meth:`HfClap.encode_fused` sees a whole long clip as the extractor does
+(a shrunken full clip plus 3 crops, chosen by a deterministic rule instead of at
+random: :mod:`lmaczs_cli.models.fusion`; tests/test_laion_fusion.py).
 
 Swin stage outputs come in HTSAT's folded layout (time chunks stacked along the
 rows of a square image); :func:`tokens_to_grid` regroups them to ``[B, C, freq,
@@ -38,6 +39,7 @@ from torch import nn
 
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import PADDINGS, Encoded, Window, ZeroShotModel, fill_window
+from lmaczs_cli.models.fusion import DEFAULT_RULE, crop_starts, fused_mel, fusion_record
 from lmaczs_cli.models.laion import tokens_to_grid
 from lmaczs_cli.signal import STFTConfig
 
@@ -137,12 +139,16 @@ class HfClap(ZeroShotModel):
 
     def encode_features(self, logmel: torch.Tensor) -> Encoded:
         """Embedding and Swin stage maps [B, C, freq, time] from dB log-mel [B, n_mels, T]."""
-        enc = self._audio
         x = logmel.transpose(1, 2).unsqueeze(1)  # B, 1, T, M: input_features layout
         is_longer = None
         if self.truncation == "fusion":
             x = x.expand(-1, 4, -1, -1)  # the extractor stacks 4 copies for clips <= one window
             is_longer = torch.ones(x.shape[0], 1, dtype=torch.bool, device=x.device)
+        return self._encode_input(x, is_longer)
+
+    def _encode_input(self, x: torch.Tensor, is_longer: torch.Tensor | None) -> Encoded:
+        """``input_features`` [B, C, T, M] (and ``is_longer``) -> embedding and stage maps."""
+        enc = self._audio
         out = enc(
             input_features=x,
             is_longer=is_longer,
@@ -156,6 +162,46 @@ class HfClap(ZeroShotModel):
             for h in out.hidden_states[1:]
         ]
         return Encoded(F.normalize(emb, dim=-1), hidden)
+
+    # -- the whole clip (fusion checkpoints) ---------------------------------------------
+    #: how the 3 crops of a long clip are chosen (:func:`lmaczs_cli.models.fusion.crop_starts`)
+    crop_rule: str = DEFAULT_RULE
+
+    @property
+    def chunk_frames(self) -> int:
+        """Frames of one window (the extractor's ``max_length // hop_length + 1``)."""
+        return self.window_samples // self.stft_config.hop_length + 1
+
+    def fused_input(
+        self, magnitude: torch.Tensor, starts: tuple[int, int, int] | None = None
+    ) -> torch.Tensor:
+        """Whole-clip ``|X|`` [B, F, T] (T > one window) -> the extractor's fused
+        ``input_features`` [B, 4, chunk, n_mels] with crops at ``starts`` (default: :attr:`crop_rule`)."""
+        t = magnitude.shape[-1]
+        starts = starts if starts is not None else crop_starts(t, self.chunk_frames, self.crop_rule)
+        mel = self.input_transform(magnitude).transpose(1, 2)  # B, T, M
+        return fused_mel(mel, self.chunk_frames, starts, antialias=False)  # plain interpolate
+
+    def encode_fused(self, magnitude: torch.Tensor, starts: tuple[int, int, int] | None = None) -> Encoded:
+        """Embedding of a whole clip's magnitude [B, F, T] as a fusion checkpoint sees it.
+
+        Up to one window: :meth:`encode`. Longer: the shrunk whole clip + 3 crops
+        (``_random_mel_fusion`` with deterministic starts), ``is_longer=True``.
+        Differentiable in ``magnitude``, so a mask over the whole clip explains it.
+        """
+        if self.truncation != "fusion":
+            raise UsageError(f"{self.name}: not a fusion checkpoint (truncation={self.truncation!r})")
+        if magnitude.shape[-1] <= self.chunk_frames:
+            return self.encode(magnitude)
+        x = self.fused_input(magnitude, starts)
+        return self._encode_input(x, torch.ones(x.shape[0], 1, dtype=torch.bool, device=x.device))
+
+    def fusion_record(self, n_samples: int) -> dict[str, object]:
+        """What a run records for a clip of ``n_samples``: rule, crop starts (frames), sizes."""
+        total = self.stft_config.n_frames(n_samples)
+        longer = self.truncation == "fusion" and total > self.chunk_frames
+        starts = crop_starts(total, self.chunk_frames, self.crop_rule) if longer else None
+        return fusion_record(total, self.chunk_frames, starts, self.crop_rule)
 
     # -- text side --------------------------------------------------------------------
     def tokenize(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -72,11 +72,14 @@ def tokens_to_grid(x: torch.Tensor, resolution: tuple[int, int], freq_ratio: int
     return x.reshape(b, c, h // freq_ratio, freq_ratio * w)
 
 
-def htsat_forward_features(ab: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def htsat_forward_features(
+    ab: nn.Module, x: torch.Tensor, longer_idx: torch.Tensor | list[int] | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``HTSAT_Swin_Transformer.forward_features`` of ``ab`` up to ``latent_output``, keeping
-    each Swin stage's map as [B, C, freq, time] (:func:`tokens_to_grid`)."""
+    each Swin stage's map as [B, C, freq, time] (:func:`tokens_to_grid`). ``longer_idx``:
+    for a fusion model, the batch rows whose 4 input channels are fused (``[]``: none)."""
     frames = x.shape[2]
-    x = ab.patch_embed(x)
+    x = ab.patch_embed(x) if longer_idx is None else ab.patch_embed(x, longer_idx=longer_idx)
     if ab.ape:
         x = x + ab.absolute_pos_embed
     x = ab.pos_drop(x)

@@ -144,13 +144,14 @@ def read_checkpoint(path: Path) -> Any:
         raise UsageError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
 
 
-def laion_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Any]:
+def laion_state_dict(obj: Any, source: str = "checkpoint", fusion: bool = False) -> dict[str, Any]:
     """Normalise a loaded LAION checkpoint to the ``CLAP`` module's state dict.
 
     Takes ``obj["state_dict"]`` when present, strips DDP's ``module.`` prefix
     (as laion's ``load_state_dict`` does), drops ``text_branch.embeddings.position_ids``
     (a non-persistent buffer in current transformers), refuses fusion and
-    non-HTSAT checkpoints with a clear message.
+    non-HTSAT checkpoints with a clear message. ``fusion=True``: requires a fusion
+    checkpoint instead (``laion-htsat-*-fusion`` models).
     """
     import torch
 
@@ -163,11 +164,16 @@ def laion_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Any]:
     sd.pop(POSITION_IDS, None)
     if not any(k.startswith("audio_branch.") for k in sd):
         raise UsageError(f"{source}: not a LAION-CLAP checkpoint (no audio_branch.* weights)")
-    if any(".fusion_model." in k or ".mel_conv" in k for k in sd):
+    is_fusion = any(".fusion_model." in k or ".mel_conv" in k for k in sd)
+    if is_fusion and not fusion:
         raise UsageError(
-            f"{source}: fusion checkpoints are not supported; use a non-fusion one such as "
-            "630k-audioset-best.pt (`lmaczs download clap`)"
+            f"{source}: fusion checkpoints are not supported by this model; use a non-fusion one such as "
+            "630k-audioset-best.pt (`lmaczs download clap`); fusion models load from Python for now "
+            "(lmaczs_cli.models.laion_fusion.build_htsat_tiny_fusion)"
         )
+    if fusion and not is_fusion:
+        raise UsageError(f"{source}: not a fusion checkpoint; load it with --clap laion-htsat-tiny or "
+                         "laion-htsat-base")
     return sd
 
 
