@@ -327,27 +327,45 @@ def build_laion(
 ) -> LaionClap:
     """Resolve the checkpoint (before any heavy work), build, load, move to ``device``."""
     path = resolve_checkpoint(ckpt, amodel)
-    stub = False
+    stub = tokenizer_stub(tokenizer_dir, path)
+    sd = read_laion_checkpoint(path, amodel) if path is not None else None
+    clap, cfg = build_clap(amodel, seed)
+    load_or_randomise(clap, sd, path, amodel, name, seed, stub)
+    return finish_model(LaionClap(clap, cfg, name, path.name if path else "random", tokenizer_dir), path,
+                        stub, device)
+
+
+def tokenizer_stub(tokenizer_dir: str | os.PathLike[str] | None, path: Path | None) -> bool:
+    """Whether the model runs with the stand-in tokenizer: only random weights may, when no
+    tokenizer files are found; an explicit bad ``tokenizer_dir`` fails early."""
     if tokenizer_dir is not None:
-        resolve_tokenizer_dir(tokenizer_dir)  # fail early on an explicit bad folder
-    elif path is None:  # random weights: any tokenizer will do, so a missing one is no error
+        resolve_tokenizer_dir(tokenizer_dir)
+        return False
+    if path is None:  # random weights: any tokenizer will do, so a missing one is no error
         try:
             resolve_tokenizer_dir(None)
         except UsageError:
-            stub = True
-    sd = read_laion_checkpoint(path, amodel) if path is not None else None
-    clap, cfg = build_clap(amodel, seed)
+            return True
+    return False
+
+
+def load_or_randomise(clap, sd: dict | None, path: Path | None, amodel: str, name: str, seed: int,
+                      stub: bool) -> None:
+    """Load ``sd`` into ``clap``, or keep its seeded random weights and say so (a warning)."""
     if path is None or sd is None:
         warnings.warn(
             f"{name}: using RANDOM weights (seed {seed}){' and a stub text tokenizer' if stub else ''}"
             " - embeddings and explanations are meaningless; pass --clap-ckpt FILE for a trained model",
             RandomWeightsWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         _typical_bn0(clap)
     else:
         _load_weights(clap, sd, str(path), amodel)
-    model = LaionClap(clap, cfg, name, path.name if path else "random", tokenizer_dir)
+
+
+def finish_model(model, path: Path | None, stub: bool, device: str | torch.device):
+    """Record where the weights came from and move the model to ``device`` in eval mode."""
     model.checkpoint_path = str(path) if path is not None else None
     model.stub_tokenizer = stub
     return model.to(_device(device)).eval()

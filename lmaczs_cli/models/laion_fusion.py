@@ -28,22 +28,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmaczs_cli.errors import RandomWeightsWarning, UsageError
+from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import Encoded
 from lmaczs_cli.models.fusion import DEFAULT_RULE, crop_starts, fused_mel, fusion_record, htk_filterbank
 from lmaczs_cli.models.laion import (
     LaionClap,
-    _device,
-    _load_weights,
-    _typical_bn0,
+    finish_model,
     htsat_forward_features,
+    load_or_randomise,
+    tokenizer_stub,
 )
 from lmaczs_cli.models.laion_checkpoint import (
     checkpoint_amodel,
     laion_state_dict,
     read_checkpoint,
 )
-from lmaczs_cli.models.laion_tokenizer import resolve_tokenizer_dir
 from lmaczs_cli.models.laion_upstream import load_upstream
 
 AMIN = 1e-10  # AmplitudeToDB's amin (ref 1.0, top_db None)
@@ -148,14 +147,7 @@ def build_laion_fused(
 
     path = find_clap_checkpoint(ckpt, DEFAULT_FUSION_CHECKPOINT, family="LAION-CLAP", get=None,
                                 get_default=DEFAULT_FUSION_CHECKPOINT, ext=".pt", label="LAION-CLAP fusion")
-    stub = False
-    if tokenizer_dir is not None:
-        resolve_tokenizer_dir(tokenizer_dir)
-    elif path is None:
-        try:
-            resolve_tokenizer_dir(None)
-        except UsageError:
-            stub = True
+    stub = tokenizer_stub(tokenizer_dir, path)
     sd = None
     if path is not None:
         sd = laion_state_dict(read_checkpoint(path), str(path), fusion=True)
@@ -163,21 +155,10 @@ def build_laion_fused(
         if found != amodel:
             raise UsageError(f"{path} holds an {found} audio encoder, not {amodel}")
     clap, cfg = build_fused_clap(amodel, seed)
-    if sd is None:
-        warnings.warn(
-            f"{name}: using RANDOM weights (seed {seed}){' and a stub text tokenizer' if stub else ''}"
-            " - embeddings and explanations are meaningless; pass --clap-ckpt FILE for a trained model",
-            RandomWeightsWarning,
-            stacklevel=3,
-        )
-        _typical_bn0(clap)
-    else:
-        _load_weights(clap, sd, str(path), amodel)
+    load_or_randomise(clap, sd, path, amodel, name, seed, stub)
     model = LaionClapFused(clap, cfg, name, path.name if path else "random", tokenizer_dir,
                            crop_rule=crop_rule)
-    model.checkpoint_path = str(path) if path is not None else None
-    model.stub_tokenizer = stub
-    return model.to(_device(device)).eval()
+    return finish_model(model, path, stub, device)
 
 
 def build_htsat_tiny_fusion(
