@@ -145,17 +145,33 @@ _SHOULD_BE = re.compile(r"^(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MU
 def header_warning(path: Path | str) -> str | None:
     """A note when ``path``'s header promises more audio than the file holds (a truncated copy),
     from libsndfile's header log; None otherwise (also for files it cannot read)."""
+    return header_facts(str(path))[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _header_facts(path: str, mtime_ns: int) -> tuple[str | None, int]:
     try:
         with native_quiet(path):
-            info = sf.info(str(path))
+            info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, OSError):
-        return None
+        return None, 1
     m = _SHOULD_BE.search(info.extra_info or "")
     if not m or int(m.group(3)) >= int(m.group(2)) or int(m.group(3)) <= 0:
-        return None
+        return None, int(info.channels)
     promised = int(round(info.frames * int(m.group(2)) / int(m.group(3))))
     return (f"truncated file: its header promises {promised} frames ({promised / info.samplerate:.3g} s) "
-            f"but it holds {info.frames} ({info.frames / info.samplerate:.3g} s); explained as it is")
+            f"but it holds {info.frames} ({info.frames / info.samplerate:.3g} s); explained as it is",
+            int(info.channels))
+
+
+def header_facts(path: Path | str) -> tuple[str | None, int]:
+    """(the truncation note of :func:`header_warning`, the channel count) from one header read,
+    remembered per file version (every prompt of a clip asks)."""
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None, 1
+    return _header_facts(str(path), mtime)
 
 
 #: a peak over this is worth a warning (resampling a clip that touches full scale overshoots a little)

@@ -32,13 +32,18 @@ def model(request, tmp_path_factory: pytest.TempPathFactory) -> ZeroShotModel:
         return create_model(request.param, ckpt="random", tokenizer_dir=tok, seed=0)
 
 
-@pytest.fixture(scope="module")
-def waves(model: ZeroShotModel) -> torch.Tensor:
+def tone_and_noise(model: ZeroShotModel) -> torch.Tensor:
+    """Two full windows for the contract checks: a 600 Hz tone and seeded noise."""
     g = torch.Generator().manual_seed(0)
     t = torch.arange(model.window_samples) / model.sample_rate
     tone = 0.3 * torch.sin(2 * torch.pi * 600 * t)
     noise = 0.05 * torch.randn(model.window_samples, generator=g)
     return torch.stack([model.fit_window(tone).wave, model.fit_window(noise).wave])
+
+
+@pytest.fixture(scope="module")
+def waves(model: ZeroShotModel) -> torch.Tensor:
+    return tone_and_noise(model)
 
 
 def test_spectrogram_grid_and_exact_inverse(model: ZeroShotModel, waves: torch.Tensor) -> None:

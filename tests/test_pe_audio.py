@@ -32,6 +32,7 @@ from tests.test_model_interface import (  # noqa: F401
     test_short_clip_follows_the_padding_rule,
     test_spectrogram_grid_and_exact_inverse,
     test_text_embeddings_are_normalised_and_cached,
+    tone_and_noise,
 )
 
 TOL = 1e-6  # cosine distance
@@ -50,11 +51,7 @@ def model() -> PeAudio:
 
 @pytest.fixture(scope="module")
 def waves(model: PeAudio) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    t = torch.arange(model.window_samples) / model.sample_rate
-    tone = 0.3 * torch.sin(2 * torch.pi * 600 * t)
-    noise = 0.05 * torch.randn(model.window_samples, generator=g)
-    return torch.stack([model.fit_window(tone).wave, model.fit_window(noise).wave])
+    return tone_and_noise(model)
 
 
 @pytest.fixture(scope="module")

@@ -290,18 +290,10 @@ def clip_warning(clip: str, wave=None) -> str | None:
     """What a user should know of a clip that was explained all the same: a truncated file (its
     header promises more), digital silence (e.g. channels that cancel), a peak over full scale.
     ``wave``: the samples the model heard (None for streamed clips: only the header is checked)."""
-    import soundfile as sf
+    from lmaczs_cli.audio import header_facts, wave_warning
 
-    from lmaczs_cli.audio import header_warning, native_quiet, wave_warning
-
-    notes = [header_warning(clip)]
-    if wave is not None:
-        try:
-            with native_quiet(clip):
-                channels = sf.info(clip).channels
-        except (sf.LibsndfileError, RuntimeError, OSError):
-            channels = 1
-        notes.append(wave_warning(wave, channels))
+    truncated, channels = header_facts(clip)
+    notes = [truncated, None if wave is None else wave_warning(wave, channels)]
     return "; ".join(n for n in notes if n) or None
 
 

@@ -263,17 +263,18 @@ def _device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def build_clap(amodel: str, seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+def build_clap(amodel: str, seed: int = 0, fusion: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """The upstream ``CLAP`` module for ``amodel`` with seeded random weights (CPU).
 
-    Mirrors ``clap_module.factory.create_model`` for ``tmodel='roberta'``,
-    non-fusion, fp32; the global RNG state is left as it was.
+    Mirrors ``clap_module.factory.create_model`` for ``tmodel='roberta'``, fp32, non-fusion
+    or (``fusion``) ``aff_2d`` as ``CLAP_Module(enable_fusion=True)``; the global RNG state is
+    left as it was.
     """
     up = load_upstream()
     cfg = up.model_config(amodel)
     cfg["text_cfg"]["model_type"] = "roberta"
-    cfg["enable_fusion"] = False
-    cfg["fusion_type"] = "None"
+    cfg["enable_fusion"] = fusion
+    cfg["fusion_type"] = "aff_2d" if fusion else "None"
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*meshgrid.*")
         torch.manual_seed(seed)

@@ -18,21 +18,19 @@ tests/test_laion_fusion.py.
 
 from __future__ import annotations
 
-import copy
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import Encoded
 from lmaczs_cli.models.fusion import DEFAULT_RULE, crop_starts, fused_mel, fusion_record, htk_filterbank
 from lmaczs_cli.models.laion import (
     LaionClap,
+    build_clap,
     finish_model,
     htsat_forward_features,
     load_or_randomise,
@@ -43,7 +41,6 @@ from lmaczs_cli.models.laion_checkpoint import (
     laion_state_dict,
     read_checkpoint,
 )
-from lmaczs_cli.models.laion_upstream import load_upstream
 
 AMIN = 1e-10  # AmplitudeToDB's amin (ref 1.0, top_db None)
 #: the package's fusion checkpoint (model id 3 in ``CLAP_Module.load_ckpt``)
@@ -118,21 +115,6 @@ class LaionClapFused(LaionClap):
 # -- building -------------------------------------------------------------------------
 
 
-def build_fused_clap(amodel: str, seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
-    """The upstream fusion ``CLAP`` (``aff_2d``, as ``CLAP_Module(enable_fusion=True)``), seeded
-    random weights, CPU; the global RNG state is left as it was."""
-    up = load_upstream()
-    cfg = up.model_config(amodel)
-    cfg["text_cfg"]["model_type"] = "roberta"
-    cfg["enable_fusion"] = True
-    cfg["fusion_type"] = "aff_2d"
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*meshgrid.*")
-        torch.manual_seed(seed)
-        clap = up.model.CLAP(**copy.deepcopy(cfg))
-    return clap.eval(), cfg
-
-
 def build_laion_fused(
     amodel: str,
     name: str,
@@ -154,7 +136,7 @@ def build_laion_fused(
         found = checkpoint_amodel(sd, str(path))
         if found != amodel:
             raise UsageError(f"{path} holds an {found} audio encoder, not {amodel}")
-    clap, cfg = build_fused_clap(amodel, seed)
+    clap, cfg = build_clap(amodel, seed, fusion=True)
     load_or_randomise(clap, sd, path, amodel, name, seed, stub)
     model = LaionClapFused(clap, cfg, name, path.name if path else "random", tokenizer_dir,
                            crop_rule=crop_rule)
