@@ -63,7 +63,7 @@ def parse_hub_id(value: str, where: str = "--decoder") -> tuple[str, str | None]
 
 def hub_folder(value: str) -> Path:
     """The snapshot folder of decoder ``hf:ORG/REPO[@REV]`` in the Hugging Face cache (never downloads)."""
-    from lmaczs_cli.download import hf_hub_dirs
+    from lmaczs_cli.downloads.cache import hf_hub_dirs
 
     repo, rev = parse_hub_id(value)
     hubs = hf_hub_dirs()
@@ -219,7 +219,7 @@ def write_folder(payload: Mapping[str, Any], out: Path, extra: Mapping[str, Any]
 # -- the registry of default decoders ----------------------------------------------------
 def registry_dir() -> Path:
     """``$LMACZS_DECODER_CACHE``, else ``<lmaczs cache>/decoders``."""
-    from lmaczs_cli.download import cache_root
+    from lmaczs_cli.downloads.cache import cache_root
 
     env = os.environ.get("LMACZS_DECODER_CACHE")
     return Path(env).expanduser() if env else cache_root() / "decoders"

@@ -264,11 +264,11 @@ def test_download_decoder_fills_the_cache_and_registers(env: Path, small, tmp_pa
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub
 
-    import lmaczs_cli.download as dl
+    import lmaczs_cli.downloads.hf as hf
 
     monkeypatch.setenv("LMACZS_DECODER_CACHE", str(tmp_path / "reg"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setattr(dl, "check_reachable", lambda url, timeout=5.0: None)
+    monkeypatch.setattr(hf, "check_reachable", lambda url, timeout=5.0: None)
 
     def snapshot_download(repo_id, revision=None, allow_patterns=(), cache_dir=None, force_download=False):
         assert set(allow_patterns) == {"config.json", "model.safetensors", "README.md"}

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lmaczs_cli import download as dl
 from lmaczs_cli.cli.app import app
-from lmaczs_cli.download import DownloadError, download
+from lmaczs_cli.downloads import cache
+from lmaczs_cli.downloads import models as catalogue
+from lmaczs_cli.downloads.fetch import DownloadError, download
 
 PAYLOAD = bytes((i * 7919 + 13) % 251 for i in range(200_000))
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -190,22 +191,22 @@ def test_unreachable_server_is_one_line_and_leaves_nothing(tmp_path: Path) -> No
 
 def test_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert dl.clap_cache_dir() == tmp_path / "xdg" / "lmaczs" / "clap"
+    assert cache.clap_cache_dir() == tmp_path / "xdg" / "lmaczs" / "clap"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert dl.clap_cache_dir() == tmp_path / "home" / ".cache" / "lmaczs" / "clap"
+    assert cache.clap_cache_dir() == tmp_path / "home" / ".cache" / "lmaczs" / "clap"
 
 
 def test_catalogue_pins_the_default_checkpoint() -> None:
-    art = dl.clap_artifact("630k-audioset-best.pt")
+    art = catalogue.clap_artifact("630k-audioset-best.pt")
     assert art.url == "https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"
     assert art.size == 1_863_587_645 and art.sha256 is not None and len(art.sha256) == 64
-    assert all("fusion" not in n for n in dl.CLAP_CHECKPOINTS)
+    assert all("fusion" not in n for n in catalogue.CLAP_CHECKPOINTS)
     from lmaczs_cli.cli.download import DEFAULT_NAME
     from lmaczs_cli.models.laion_checkpoint import DEFAULT_CHECKPOINTS
 
-    assert DEFAULT_NAME == dl.DEFAULT_CLAP_CHECKPOINT == DEFAULT_CHECKPOINTS["HTSAT-tiny"]
-    assert set(DEFAULT_CHECKPOINTS.values()) <= set(dl.CLAP_CHECKPOINTS)
+    assert DEFAULT_NAME == catalogue.DEFAULT_CLAP_CHECKPOINT == DEFAULT_CHECKPOINTS["HTSAT-tiny"]
+    assert set(DEFAULT_CHECKPOINTS.values()) <= set(catalogue.CLAP_CHECKPOINTS)
 
 
 # -- the CLI command ------------------------------------------------------------------
@@ -247,8 +248,8 @@ def test_cli_refuses_bad_names_exit_2(name: str, message: str, tmp_path: Path) -
 
 
 def test_cli_tokenizer_command(base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = {n: dl.Artifact(n, f"{base}/ok/{n}") for n in ("vocab.json", "merges.txt")}
-    monkeypatch.setattr(dl, "ROBERTA_TOKENIZER_FILES", files)
+    files = {n: catalogue.Artifact(n, f"{base}/ok/{n}") for n in ("vocab.json", "merges.txt")}
+    monkeypatch.setattr(catalogue, "ROBERTA_TOKENIZER_FILES", files)
     res = _run(["tokenizer", "-q"], tmp_path)
     folder = tmp_path / "lmaczs" / "tokenizers" / "roberta-base"
     assert res.exit_code == 0, res.output

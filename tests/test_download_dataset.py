@@ -28,7 +28,7 @@ import tests.test_explain  # noqa: F401  (registers the "ones" explainer)
 from lmaczs_cli.cli.app import app
 from lmaczs_cli.data.clotho import load_clotho
 from lmaczs_cli.data.us8k import load_us8k
-from lmaczs_cli.data_download import catalogue, install
+from lmaczs_cli.downloads.datasets import catalogue, install
 from tests.fixtures_data import (
     CLOTHO_FILES,
     ESC50_ROWS,

@@ -242,7 +242,7 @@ def test_download_fills_the_cache_that_loading_reads(saved: Path, hub: Path, mon
 
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", fake_list)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    monkeypatch.setattr("lmaczs_cli.download.check_reachable", lambda url, timeout=5.0: None)  # "online"
+    monkeypatch.setattr("lmaczs_cli.downloads.hf.check_reachable", lambda url, timeout=5.0: None)  # "online"
     r = CliRunner().invoke(app, ["download", "clap", "hf:acme/my-clap", "--quiet"])
     assert r.exit_code == 0, r.output
     assert calls["listed"] == "acme/my-clap" and calls["cache_dir"] == str(hub)
@@ -260,7 +260,7 @@ def test_download_errors_are_one_line(monkeypatch) -> None:
         raise OSError("We couldn't connect to 'https://huggingface.co'\nmore detail")
 
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", offline)
-    monkeypatch.setattr("lmaczs_cli.download.check_reachable", lambda url, timeout=5.0: None)  # reachable,
+    monkeypatch.setattr("lmaczs_cli.downloads.hf.check_reachable", lambda url, timeout=5.0: None)  # reachable
     r = CliRunner().invoke(app, ["download", "clap", "hf:acme/x"])  # but the listing fails
     assert r.exit_code == 1 and "hf:acme/x: cannot list the repo files (We couldn't connect" in r.output
     r = CliRunner().invoke(app, ["download", "clap", "hf:not a repo"])

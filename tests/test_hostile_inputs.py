@@ -176,9 +176,9 @@ def test_a_truncated_file_and_channels_that_cancel_are_explained_with_a_warning(
 
 # -- 7. long label lists: batched text, a message that tells what works ---------------------------
 def test_batched_text_embeddings_match_one_by_one() -> None:
+    from lmaczs_cli.jobs.reporter import Reporter
     from lmaczs_cli.jobs.text_embedding import TEXT_BATCH, embed_prompts
     from lmaczs_cli.models.registry import create_model
-    from lmaczs_cli.reporting import Reporter
 
     texts = [f"a sound of thing {i}" for i in range(TEXT_BATCH + 5)]
     one = create_model("small").embed_text(texts)

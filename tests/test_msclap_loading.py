@@ -13,12 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from lmaczs_cli.download import (
-    CLAP_CHECKPOINTS,
-    clap_artifact,
-    tokenizer_cache_dir,
-    tokenizer_files,
-)
+from lmaczs_cli.downloads.cache import tokenizer_cache_dir
+from lmaczs_cli.downloads.models import CLAP_CHECKPOINTS, clap_artifact, tokenizer_files
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.msclap_checkpoint import (
     load_strict,
@@ -228,8 +224,9 @@ def test_cli_download_accepts_the_names(tmp_path: Path, monkeypatch: pytest.Monk
     """``lmaczs download clap ms-clap-2022`` / ``tokenizer gpt2`` fetch the right URLs (stubbed)."""
     from typer.testing import CliRunner
 
-    from lmaczs_cli import download as dl
     from lmaczs_cli.cli.app import app
+    from lmaczs_cli.downloads import fetch
+    from lmaczs_cli.downloads import models as catalogue
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     fetched: list[tuple[str, Path]] = []
@@ -240,15 +237,16 @@ def test_cli_download_accepts_the_names(tmp_path: Path, monkeypatch: pytest.Monk
         Path(dest).write_bytes(b"x")
         return dest
 
-    monkeypatch.setattr(dl, "download", fake)
+    monkeypatch.setattr(fetch, "download", fake)
     runner = CliRunner()
     res = runner.invoke(app, ["download", "clap", "ms-clap-2022"])
     assert res.exit_code == 0, res.output
-    assert fetched[-1] == (dl.HF_MSCLAP + "CLAP_weights_2022.pth",
+    assert fetched[-1] == (catalogue.HF_MSCLAP + "CLAP_weights_2022.pth",
                            tmp_path / "lmaczs" / "clap" / "CLAP_weights_2022.pth")
     res = runner.invoke(app, ["download", "tokenizer", "gpt2"])
     assert res.exit_code == 0, res.output
-    assert {u for u, _ in fetched[-2:]} == {dl.HF_GPT2 + "vocab.json", dl.HF_GPT2 + "merges.txt"}
+    gpt2 = catalogue.HF_GPT2
+    assert {u for u, _ in fetched[-2:]} == {gpt2 + "vocab.json", gpt2 + "merges.txt"}
     assert all(d.parent == tmp_path / "lmaczs" / "tokenizers" / "gpt2" for _, d in fetched[-2:])
     res = runner.invoke(app, ["download", "clap", "--list"])
     assert "CLAP_weights_2022.pth" in res.output and "ms-clap-2022" in res.output

@@ -26,7 +26,7 @@ import typer
 
 from lmaczs_cli.cli import options as o
 from lmaczs_cli.errors import LmaczsError
-from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.jobs.reporter import Reporter
 from lmaczs_cli.runtime import RunOptions
 
 

@@ -1,4 +1,5 @@
-"""``lmaczs download``: fetch model files on explicit request (the only network use)."""
+"""``lmaczs download``: fetch model files, decoder repos and data sets on explicit request (the only
+network use); the work is done in :mod:`lmaczs_cli.downloads`."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class _Progress:
 
 def _fetch(url: str, dest: Path, size: int | None, sha256: str | None, force: bool,
            quiet: bool) -> None:
-    from lmaczs_cli.download import download
+    from lmaczs_cli.downloads.fetch import download
 
     if dest.is_file() and not force and (size is None or dest.stat().st_size == size):
         err(f"lmaczs: {dest.name} already present (use --force to download again)")
@@ -77,11 +78,11 @@ def clap(
     Examples: lmaczs download clap 630k-audioset-best.pt; lmaczs download clap ms-clap-2022
     Hugging Face: lmaczs download clap hf:laion/clap-htsat-unfused (prints the snapshot folder)
     """
-    from lmaczs_cli.download import CLAP_CHECKPOINTS, clap_artifact, clap_cache_dir
+    from lmaczs_cli.downloads.cache import clap_cache_dir
+    from lmaczs_cli.downloads.models import CLAP_CHECKPOINTS, clap_artifact
 
     if name.startswith("hf:"):
-        from lmaczs_cli.download import check_reachable, hf_endpoint, hf_quiet
-        from lmaczs_cli.hf_download import download_hf_clap
+        from lmaczs_cli.downloads.hf import check_reachable, download_hf_clap, hf_endpoint, hf_quiet
 
         if not (url or sha256):  # those are refused by download_hf_clap with their own message
             check_reachable(hf_endpoint())  # offline: one line now, not huggingface_hub's retries
@@ -109,7 +110,8 @@ def tokenizer(
 
     Prints the folder, usable as --tokenizer-dir (lmaczs also finds it by itself).
     """
-    from lmaczs_cli.download import tokenizer_cache_dir, tokenizer_files
+    from lmaczs_cli.downloads.cache import tokenizer_cache_dir
+    from lmaczs_cli.downloads.models import tokenizer_files
 
     files = tokenizer_files(name)
     folder = tokenizer_cache_dir(name)
@@ -133,8 +135,8 @@ def dataset(
     Prints the licence first and the folder at the end. Example: lmaczs download dataset esc50
     """
     from lmaczs_cli.cli.common import ConsoleReporter
-    from lmaczs_cli.data_download.catalogue import DATASETS
-    from lmaczs_cli.data_download.install import human_size, install_dataset
+    from lmaczs_cli.downloads.datasets.catalogue import DATASETS
+    from lmaczs_cli.downloads.datasets.install import human_size, install_dataset
     from lmaczs_cli.errors import UsageError
 
     if list_:
@@ -161,7 +163,7 @@ def decoder(
     """
     from lmaczs_cli.decoder_hub import parse_hub_id, read_folder
     from lmaczs_cli.decoder_hub import register as make_default
-    from lmaczs_cli.download import download_hf_decoder
+    from lmaczs_cli.downloads.hf import download_hf_decoder
 
     repo_id, rev = parse_hub_id(repo, "lmaczs download decoder")
     folder = download_hf_decoder(repo_id, rev, force)

@@ -267,13 +267,13 @@ Report = Annotated[bool, typer.Option("--report", help="Also write report.html (
 
 
 def _checkpoint_names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.download import CLAP_ALIASES, CLAP_CHECKPOINTS
+    from lmaczs_cli.downloads.models import CLAP_ALIASES, CLAP_CHECKPOINTS
 
     return [n for n in [*CLAP_ALIASES, *CLAP_CHECKPOINTS] if n.startswith(incomplete)]
 
 
 def _tokenizer_names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.download import TOKENIZER_NAMES
+    from lmaczs_cli.downloads.models import TOKENIZER_NAMES
 
     return [n for n in TOKENIZER_NAMES if n.startswith(incomplete)]
 
@@ -292,7 +292,7 @@ ListCheckpoints = Annotated[bool, typer.Option("--list", help="List the known ch
 
 
 def _dataset_names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.data_download.catalogue import DATASETS
+    from lmaczs_cli.downloads.datasets.catalogue import DATASETS
 
     return [n for n in DATASETS if n.startswith(incomplete)]
 

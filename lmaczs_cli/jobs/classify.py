@@ -9,8 +9,8 @@ import torch
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.inputs import Inputs
+from lmaczs_cli.jobs.reporter import Reporter
 from lmaczs_cli.provenance import RunRecord, domain_warning, trust_warnings
-from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 from lmaczs_cli.sharding import Ranks, Shard, current_shard
 

@@ -19,9 +19,9 @@ import torch
 
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.data.registry import DataSelection
+from lmaczs_cli.jobs.reporter import Reporter
 from lmaczs_cli.outputs import read_csv, write_csv_atomic
 from lmaczs_cli.provenance import RunRecord, trust_warnings
-from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
 METRICS = ["AI", "AD", "AG", "FF", "FidIn", "SPS", "COMP", "MM", "accuracy"]

@@ -17,9 +17,9 @@ from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE, Prompt
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.inputs import Inputs
 from lmaczs_cli.jobs.events_table import span_fields, update_events
+from lmaczs_cli.jobs.reporter import Reporter
 from lmaczs_cli.outputs import inside, read_csv, safe_name
 from lmaczs_cli.provenance import RunRecord, trust_warnings
-from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 from lmaczs_cli.sharding import Ranks, Shard, current_shard
 from lmaczs_cli.writers import OrderedWriters

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from lmaczs_cli.errors import UsageError
+from lmaczs_cli.jobs.reporter import Reporter
 from lmaczs_cli.provenance import RunRecord, trust_warnings
-from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 from lmaczs_cli.sharding import Ranks, current_shard
 

@@ -23,9 +23,9 @@ from torch import nn
 from lmaczs_cli.data.prompts import DEFAULT_TEMPLATE
 from lmaczs_cli.data.registry import DataSelection
 from lmaczs_cli.errors import UsageError
+from lmaczs_cli.jobs.reporter import Reporter
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.provenance import RunRecord, domain_warning, trust_warnings
-from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import RunOptions
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.jobs.reporter import Reporter
 
 COLUMNS = ["id", "path", "caption", "label", "events", "n_events", "snr_db", "split", "mask"]
 

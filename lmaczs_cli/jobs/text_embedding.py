@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.jobs.reporter import Reporter
 
 #: prompts embedded at once (a long label list: thousands of labels in minutes, not hours)
 TEXT_BATCH = 64

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmaczs_cli.download import hf_hub_dirs
+from lmaczs_cli.downloads.cache import hf_hub_dirs
 from lmaczs_cli.errors import UsageError
 
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")

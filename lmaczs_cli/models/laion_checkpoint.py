@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lmaczs_cli.download import find_clap_checkpoint
+from lmaczs_cli.downloads.cache import find_clap_checkpoint
 from lmaczs_cli.errors import UsageError
 
 #: default checkpoint per HTSAT size (the names ``lmaczs download clap`` knows)
@@ -41,7 +41,7 @@ POSITION_IDS = "text_branch.embeddings.position_ids"
 
 def resolve_checkpoint(ckpt: str | os.PathLike[str] | None, amodel: str) -> Path | None:
     """Path of the checkpoint to load, or ``None`` for ``"random"`` weights (see
-    :func:`lmaczs_cli.download.find_clap_checkpoint`)."""
+    :func:`lmaczs_cli.downloads.cache.find_clap_checkpoint`)."""
     default = DEFAULT_CHECKPOINTS[amodel]
     return find_clap_checkpoint(ckpt, default, family="LAION-CLAP", get=None, get_default=default,
                                 ext=".pt", label="LAION-CLAP")

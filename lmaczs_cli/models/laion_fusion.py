@@ -125,7 +125,7 @@ def build_laion_fused(
     crop_rule: str = DEFAULT_RULE,
 ) -> LaionClapFused:
     """Resolve a fusion checkpoint (``ckpt``: a file, or ``"random"``), build, load, move."""
-    from lmaczs_cli.download import find_clap_checkpoint
+    from lmaczs_cli.downloads.cache import find_clap_checkpoint
 
     path = find_clap_checkpoint(ckpt, DEFAULT_FUSION_CHECKPOINT, family="LAION-CLAP", get=None,
                                 get_default=DEFAULT_FUSION_CHECKPOINT, ext=".pt", label="LAION-CLAP fusion")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lmaczs_cli.download import hf_hub_dirs, hub_snapshots, tokenizer_cache_dir
+from lmaczs_cli.downloads.cache import hf_hub_dirs, hub_snapshots, tokenizer_cache_dir
 from lmaczs_cli.errors import UsageError
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lmaczs_cli.download import find_clap_checkpoint
+from lmaczs_cli.downloads.cache import find_clap_checkpoint
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.laion_checkpoint import read_checkpoint
 
@@ -42,7 +42,7 @@ IGNORABLE = (
 
 def resolve_checkpoint(ckpt: str | os.PathLike[str] | None, version: str) -> Path | None:
     """Path of the checkpoint to load, or ``None`` for ``"random"`` weights (see
-    :func:`lmaczs_cli.download.find_clap_checkpoint`)."""
+    :func:`lmaczs_cli.downloads.cache.find_clap_checkpoint`)."""
     name = MODEL_NAMES[version]
     return find_clap_checkpoint(ckpt, DEFAULT_CHECKPOINTS[version], family="MS-CLAP", get=name,
                                 get_default=name, ext=".pth", label=f"MS-CLAP {version}")

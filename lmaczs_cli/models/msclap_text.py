@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from lmaczs_cli.download import hf_hub_dirs, hub_snapshots, tokenizer_cache_dir
+from lmaczs_cli.downloads.cache import hf_hub_dirs, hub_snapshots, tokenizer_cache_dir
 from lmaczs_cli.errors import UsageError
 
 #: SHA-256 of bert-base-uncased's vocab.txt (30522 lines)

@@ -32,6 +32,7 @@ from lmaczs_cli.checkpoints import check_compatible, decoder_payload, read_check
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.explainers.decoder import DOMAINS, DecoderConfig, MaskDecoder
 from lmaczs_cli.explainers.lmaczs import LMACZS
+from lmaczs_cli.jobs.reporter import Reporter
 from lmaczs_cli.jobs.train import distributed as D
 from lmaczs_cli.jobs.train.config import SELECT, TrainConfig, TrainResult, lr_lambda
 from lmaczs_cli.jobs.train.data import build_datasets, collate_records, set_epoch
@@ -41,7 +42,6 @@ from lmaczs_cli.jobs.train.validation import ValidationCache, validate
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.objective import LossWeights, lmaczs_objective
 from lmaczs_cli.provenance import RunRecord, trust_warnings
-from lmaczs_cli.reporting import Reporter
 from lmaczs_cli.runtime import autocast, check_precision, seed_everything
 
 Collate = Callable[[list[Any]], dict[str, Any]]

@@ -5,7 +5,7 @@
 1. says so and stops if the folder already holds this data set (``--force`` redoes it); a
    folder that lmaczs did not make is never replaced;
 2. reports the licence and attribution before anything is downloaded;
-3. downloads each file into ``<dest>.download/`` with :func:`lmaczs_cli.download.download`
+3. downloads each file into ``<dest>.download/`` with :func:`lmaczs_cli.downloads.fetch.download`
    (resumable ``.part`` files, size and checksum verified; an interrupted run resumes);
 4. extracts into a hidden temporary sibling folder, keeps what the loaders read, checks the
    result with the loaders themselves (every listed clip present, the expected count) and
@@ -25,12 +25,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lmaczs_cli import __version__
-from lmaczs_cli.data_download.catalogue import DATASETS, Archive, DatasetSpec
-from lmaczs_cli.data_download.extract import ArchiveError, require_extractor
-from lmaczs_cli.data_download.layout import check_layout, unpack
-from lmaczs_cli.download import cache_root, download, file_digests
+from lmaczs_cli.downloads.cache import cache_root
+from lmaczs_cli.downloads.datasets.catalogue import DATASETS, Archive, DatasetSpec
+from lmaczs_cli.downloads.datasets.extract import ArchiveError, require_extractor
+from lmaczs_cli.downloads.datasets.layout import check_layout, unpack
+from lmaczs_cli.downloads.fetch import download, file_digests
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.jobs.reporter import Reporter
 
 #: download() retries and back-off (seconds) for each file
 RETRIES = 3

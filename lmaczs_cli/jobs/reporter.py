@@ -3,7 +3,8 @@
 Jobs take a :class:`Reporter` and call it for log lines, warnings, failed
 inputs, result rows as they are produced, and progress. The default reporter
 keeps warnings and errors (so a Python caller can read them afterwards) and
-says nothing; the command line passes one that prints (``cli/console.py``).
+says nothing; the command line passes one that prints
+(``ConsoleReporter`` in ``cli/common.py``).
 """
 
 from __future__ import annotations

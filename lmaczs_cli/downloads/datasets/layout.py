@@ -11,11 +11,11 @@ import os
 import shutil
 from pathlib import Path
 
-from lmaczs_cli.data_download.catalogue import Archive, DatasetSpec
-from lmaczs_cli.data_download.extract import ArchiveError, extract
-from lmaczs_cli.download import file_digests
+from lmaczs_cli.downloads.datasets.catalogue import Archive, DatasetSpec
+from lmaczs_cli.downloads.datasets.extract import ArchiveError, extract
+from lmaczs_cli.downloads.fetch import file_digests
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.reporting import Reporter
+from lmaczs_cli.jobs.reporter import Reporter
 
 #: top-level entries that are archiving debris, not content
 _IGNORED_TOP = ("__MACOSX",)
