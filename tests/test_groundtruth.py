@@ -183,3 +183,35 @@ def test_demo_scene_metrics_score_the_bundled_example() -> None:
         assert r["mask_mean_event"] == pytest.approx(keep[scene.masks[c]].mean(), rel=1e-6)
     # an empty mask for the bell would score 0 there; keeping all would score 1
     assert 0 < out["bell"]["mask_mean_no_event"] < 1
+
+
+@pytest.mark.slow
+def test_faithfulness_error_is_split_into_present_and_absent_pairs() -> None:
+    small = pytest.importorskip("lmaczs_cli.models.small")
+    import numpy as np
+
+    from lmaczs_cli.data import synthetic as world
+    from lmaczs_cli.data.synthetic import SyntheticDataset
+    from lmaczs_cli.explainers import create_explainer
+    from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
+
+    model = small.load_small(ckpt="random").eval()
+    scenes = SyntheticDataset(5, seed=5, split="test")
+    ones = groundtruth_metrics(model, create_explainer("all-ones", model), scenes, batch_size=4)
+    assert ones["mae_present"] == pytest.approx(0, abs=1e-5)
+    assert ones["mae_absent"] == pytest.approx(0, abs=1e-5)
+    empty = groundtruth_metrics(model, create_explainer("empty", model), scenes, batch_size=4)
+    classes = list(scenes.classes)
+    text = model.embed_text(world.canonical_prompts(classes)).double()
+    err = {True: [], False: []}
+    with torch.no_grad():
+        for i in range(len(scenes)):
+            sc = scenes.scene(i)
+            mag = model.spectrogram(torch.from_numpy(sc.wave)[None])[0]
+            s = model.encode(mag).embedding.double() @ text.T
+            s0 = model.encode(mag * 0).embedding.double() @ text.T  # an empty mask: silence
+            for j, c in enumerate(classes):
+                err[c in sc.classes].append(abs(float(s[0, j] - s0[0, j])))
+    assert empty["mae_present"] == pytest.approx(np.mean(err[True]), rel=1e-4)
+    assert empty["mae_absent"] == pytest.approx(np.mean(err[False]), rel=1e-4)
+    assert empty["mae_present"] != pytest.approx(empty["mae_absent"], rel=1e-3)

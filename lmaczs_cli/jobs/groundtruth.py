@@ -289,6 +289,19 @@ def _pair_masks(
     return torch.stack(masks, 1), torch.stack(st, 1)
 
 
+def faithfulness_errors(s: torch.Tensor, masked: torch.Tensor, present: torch.Tensor) -> dict[str, float]:
+    """``|s - s~|`` over all pairs, present pairs and absent ones, and the signed ``s~ - s`` on
+    present pairs. Present pairs are what an explanation is for; absent ones carry the floor of
+    silence's own similarity (``--ceiling``'s ``empty_mask_abs_err_absent``)."""
+    err = (s - masked).abs()
+    return {
+        "mae": float(err.mean()),
+        "mae_present": float(err[present].mean()),
+        "mae_absent": float(err[~present].mean()),
+        "masked_minus_s_present": float((masked - s)[present].mean()),
+    }
+
+
 def groundtruth_metrics(
     model: ZeroShotModel,
     explainer: Explainer,
@@ -349,7 +362,7 @@ def groundtruth_metrics(
     corr = float(pearson_from_sums(pearson_sums(mm_all, s_all)))  # 0 if a variance vanishes
     mm_present, mm_absent = float(mm_all[pres].mean()), float(mm_all[~pres].mean())
     out = {
-        "mae": float((s_all - st_all).abs().mean()),
+        **faithfulness_errors(s_all, st_all, pres),
         "corr": corr,
         **tally.metrics(),
         "auc": auc(mm_all[pres], mm_all[~pres]),
@@ -568,7 +581,7 @@ SCENE_CONDITIONS: dict[str, dict[str, Any]] = {
 #: the columns of ``--table``
 TABLE_KEYS = (
     "pointing", "pointing_gain", "pointing_not_loudest", "precision", "recall", "quiet_recall",
-    "mae", "mask_mean_present", "mask_mean_absent", "event_f1", "segment_f1", "psds1",
+    "mae_present", "mae_absent", "mask_mean_present", "mask_mean_absent", "event_f1", "segment_f1", "psds1",
 )
 
 
