@@ -43,7 +43,7 @@ def bench_laion(repeats: int, device: str) -> None:
     import numpy as np
     import torch
 
-    from lmaczs_cli.models.laion_reference import package_module, package_reference
+    from lmaczs_cli.models.laion.reference import package_module, package_reference
     from lmaczs_cli.models.registry import create_model
 
     with warnings.catch_warnings():
@@ -108,7 +108,7 @@ def bench_hf(repeats: int, device: str) -> None:
         laion = create_model("laion-htsat-tiny", ckpt="random", device=device)
     from transformers import ClapFeatureExtractor
 
-    from lmaczs_cli.models.hf_configs import UNFUSED_EXTRACTOR
+    from lmaczs_cli.models.hf.configs import UNFUSED_EXTRACTOR
 
     fe = ClapFeatureExtractor(**UNFUSED_EXTRACTOR)
     dev = torch.device(device)

@@ -24,9 +24,9 @@ def main() -> None:
     import torch
 
     from lmaczs_cli.data import synthetic as world
-    from lmaczs_cli.models.small import load_small
+    from lmaczs_cli.models.small.model import load_small
 
-    print(f"imports (torch, lmaczs_cli.models.small): {time.perf_counter() - t0:.2f} s")
+    print(f"imports (torch, lmaczs_cli.models.small.model): {time.perf_counter() - t0:.2f} s")
 
     loads = []
     for _ in range(a.repeats):

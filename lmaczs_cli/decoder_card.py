@@ -29,8 +29,11 @@ def _front_matter(cfg: Mapping[str, Any]) -> list[str]:
     model = str(cfg["spec_id"].get("model", ""))
     lines = ["---", "library_name: lmaczs", "tags:", "- lmaczs", "- explainability", "- audio",
              "- clap", "- zero-shot-audio-classification", f"- mask-domain-{cfg['mask_domain']}"]
-    repo = model.removeprefix("hf:")
-    if model.startswith("hf:") and repo.count("/") == 1 and not repo.startswith(("/", ".", "~")):
+    from lmaczs_cli.models.families import family_of
+
+    family = family_of(model)
+    repo = None if family is None else family.hub_repo(model)
+    if repo and repo.count("/") == 1 and not repo.startswith(("/", ".", "~")):
         lines.append(f"base_model: {repo}")  # a hub CLAP: the Hub links the two
     return [*lines, "---", ""]
 

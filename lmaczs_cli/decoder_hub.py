@@ -278,15 +278,12 @@ def registered(spec_id: Mapping[str, Any], clap_weights: str | None, domain: str
 
 
 def model_names(clap: str) -> set[str]:
-    """The names a model built for ``--clap clap`` may carry (``hf:`` ids, resolved folders)."""
-    from lmaczs_cli.models.hf_configs import NAMED
+    """The names a model built for ``--clap clap`` may carry (``hf:`` ids, resolved folders: its
+    family's record says, :mod:`lmaczs_cli.models.families`)."""
+    from lmaczs_cli.models.families import family_of
 
-    names = {clap}
-    if clap in NAMED:
-        names.add(f"hf:{NAMED[clap].repo}")
-    if clap.startswith("hf:") and Path(clap[3:]).expanduser().is_dir():
-        names.add(f"hf:{Path(clap[3:]).expanduser().resolve()}")
-    return names
+    family = family_of(clap)
+    return {clap} if family is None else family.names_of(clap)
 
 
 def registered_for_clap(clap: str, domain: str | None) -> Path | None:

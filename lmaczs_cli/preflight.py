@@ -71,6 +71,19 @@ def lacks_decoder(clap: str, options: Mapping[str, Mapping[str, Any]]) -> bool:
     return opts.get("decoder") is None and bool(_decoder_missing(clap, ["lmaczs"], options))
 
 
+def _offline_hint(clap: str, ckpt: str | None) -> str | None:
+    """How to try lmaczs offline now: the bundled models (their family records say which) or
+    random weights; None when this run is already one of those."""
+    from lmaczs_cli.models.families import family_of, list_families
+
+    family = family_of(clap)
+    if (family is not None and family.bundled) or str(ckpt) == "random":
+        return None
+    bundled = [p for f in list_families() if f.bundled for p in f.patterns if "*" not in p]
+    return "to try lmaczs offline now: " + "".join(f"--clap {n} (bundled) or " for n in bundled) + \
+        "--clap-ckpt random"
+
+
 def check_ready(command: str, run: Any, methods: Iterable[str] = (),
                 method_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Raise one usage error listing everything ``command`` would lack for ``run``; do nothing if ready."""
@@ -87,8 +100,9 @@ def check_ready(command: str, run: Any, methods: Iterable[str] = (),
     if no_decoder:
         hints.append("without a decoder: `lmaczs explain` (without --require-decoder) explains each clip "
                      f"by per-clip LMAC-ZS (slower), and these methods need none: {NO_DECODER_METHODS}")
-    if run.clap != "small" and str(run.clap_ckpt) != "random":
-        hints.append("to try lmaczs offline now: --clap small (bundled) or --clap-ckpt random")
+    offline = _offline_hint(run.clap, run.clap_ckpt)
+    if offline:
+        hints.append(offline)
     extra = "".join(f"; {h}" for h in hints)
     raise UsageError(f"cannot {command} with --clap {run.clap} yet: missing {items}. "
                      f"Step by step: {GUIDE}{extra}")

@@ -181,10 +181,12 @@ def domain_warning(in_domain: Mapping[str, Any], model_name: str, table: str) ->
     outside = [c for c, v in in_domain.items() if v not in (None, "") and not int(v)]
     if not in_domain or len(outside) < max(1, DOMAIN_WARN_SHARE * len(in_domain)):
         return None
+    from lmaczs_cli.models.families import family_of
+
+    family = family_of(model_name)
+    note = f" ({family.domain_note})" if family is not None and family.domain_note else ""
     return (f"{len(outside)} of {len(in_domain)} clips are unlike the audio {model_name} was trained on "
-            f"(in_domain=0 in {table}): its similarities and explanations for them mean little"
-            + (" (the bundled small model knows only its synthetic world of 10 event classes)"
-               if model_name == "small" else ""))
+            f"(in_domain=0 in {table}): its similarities and explanations for them mean little{note}")
 
 
 def faithful(similarity: float | None, masked: float | None) -> int | None:

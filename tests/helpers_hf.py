@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lmaczs_cli.models.hf_build import random_clap
-from lmaczs_cli.models.hf_configs import HTSAT_TINY, TEXT_CONFIG, UNFUSED_EXTRACTOR
+from lmaczs_cli.models.hf.build import random_clap
+from lmaczs_cli.models.hf.configs import HTSAT_TINY, TEXT_CONFIG, UNFUSED_EXTRACTOR
 from lmaczs_cli.models.stub_tokenizer import stub_roberta_tokenizer, stub_vocab_and_merges
 
 # The hub's files, verbatim values (https://huggingface.co/laion/clap-htsat-unfused,

@@ -1,7 +1,7 @@
 """Fixtures for LAION-CLAP tests: a stub roberta tokenizer and deterministic clips.
 
 Nothing here touches the network. The package's own reference path lives in
-:mod:`lmaczs_cli.models.laion_reference` (re-exported here).
+:mod:`lmaczs_cli.models.laion.reference` (re-exported here).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmaczs_cli.models.laion_reference import package_module, package_reference
+from lmaczs_cli.models.laion.reference import package_module, package_reference
 from lmaczs_cli.models.stub_tokenizer import write_stub_files
 
 __all__ = ["make_signals", "make_stub_tokenizer", "package_module", "package_reference"]

@@ -1,7 +1,7 @@
 """Fixtures for MS-CLAP tests: a stub GPT-2 tokenizer and deterministic WAV clips.
 
 Nothing here touches the network. The package's own reference path lives in
-:mod:`lmaczs_cli.models.msclap_reference`.
+:mod:`lmaczs_cli.models.msclap.reference`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lmaczs_cli.models.pe_audio import EXTRACTOR, PeAudio, random_pe_audio
+from lmaczs_cli.models.pe_audio.model import EXTRACTOR, PeAudio, random_pe_audio
 from lmaczs_cli.models.stub_tokenizer import stub_roberta_tokenizer, stub_vocab_and_merges
 
 SMALL_TEXT: dict[str, Any] = {

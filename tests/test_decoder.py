@@ -113,7 +113,7 @@ def test_mel_domain_all_ones_mask_maps_to_ones(model: FakeModel) -> None:
 
 
 def test_small_model_grid_if_available() -> None:
-    small = pytest.importorskip("lmaczs_cli.models.small")
+    small = pytest.importorskip("lmaczs_cli.models.small.model")
     model = small.load_small(ckpt="random").eval()
     for domain in ("stft", "mel"):
         dec = MaskDecoder.for_model(model, domain, width=32)
@@ -188,7 +188,7 @@ def test_export_names_the_decoder_by_its_domain(tmp_path) -> None:
 def test_bundled_small_decoder_loads(domain: str) -> None:
     from lmaczs_cli.explainers.lmaczs import default_decoder_path
 
-    small = pytest.importorskip("lmaczs_cli.models.small")
+    small = pytest.importorskip("lmaczs_cli.models.small.model")
     model = small.load_small().eval()
     if not default_decoder_path(model.name, domain).is_file():
         pytest.skip(f"no bundled {domain} decoder for the small model")

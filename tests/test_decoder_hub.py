@@ -70,7 +70,7 @@ def env(trained, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def small():
-    from lmaczs_cli.models.small import load_small
+    from lmaczs_cli.models.small.model import load_small
 
     return load_small().eval()
 

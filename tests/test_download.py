@@ -201,12 +201,12 @@ def test_catalogue_pins_the_default_checkpoint() -> None:
     art = catalogue.clap_artifact("630k-audioset-best.pt")
     assert art.url == "https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"
     assert art.size == 1_863_587_645 and art.sha256 is not None and len(art.sha256) == 64
-    assert all("fusion" not in n for n in catalogue.CLAP_CHECKPOINTS)
+    assert all("fusion" not in n for n in catalogue.clap_checkpoints())
     from lmaczs_cli.cli.download import DEFAULT_NAME
-    from lmaczs_cli.models.laion_checkpoint import DEFAULT_CHECKPOINTS
+    from lmaczs_cli.models.laion.checkpoint import DEFAULT_CHECKPOINTS
 
-    assert DEFAULT_NAME == catalogue.DEFAULT_CLAP_CHECKPOINT == DEFAULT_CHECKPOINTS["HTSAT-tiny"]
-    assert set(DEFAULT_CHECKPOINTS.values()) <= set(catalogue.CLAP_CHECKPOINTS)
+    assert DEFAULT_NAME == catalogue.default_clap_checkpoint() == DEFAULT_CHECKPOINTS["HTSAT-tiny"]
+    assert set(DEFAULT_CHECKPOINTS.values()) <= set(catalogue.clap_checkpoints())
 
 
 # -- the CLI command ------------------------------------------------------------------
@@ -248,8 +248,14 @@ def test_cli_refuses_bad_names_exit_2(name: str, message: str, tmp_path: Path) -
 
 
 def test_cli_tokenizer_command(base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = {n: catalogue.Artifact(n, f"{base}/ok/{n}") for n in ("vocab.json", "merges.txt")}
-    monkeypatch.setattr(catalogue, "ROBERTA_TOKENIZER_FILES", files)
+    import dataclasses
+
+    from lmaczs_cli.models import families
+
+    files = tuple(catalogue.Artifact(n, f"{base}/ok/{n}") for n in ("vocab.json", "merges.txt"))
+    laion = families.family_of("laion-htsat-tiny")
+    monkeypatch.setattr(families, "_FAMILIES", dict(families._FAMILIES))
+    families.register_family(dataclasses.replace(laion, tokenizers={"roberta-base": files}))
     res = _run(["tokenizer", "-q"], tmp_path)
     folder = tmp_path / "lmaczs" / "tokenizers" / "roberta-base"
     assert res.exit_code == 0, res.output

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from lmaczs_cli.cli.app import app
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.models.hf_source import files_to_fetch, resolve_hf_source
+from lmaczs_cli.models.hf.source import files_to_fetch, resolve_hf_source
 from lmaczs_cli.models.registry import create_model, describe_models, list_models
 from tests.helpers_hf import fake_hub_cache, save_random_clap
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmaczs_cli.models.hf_clap import HfClap
-from lmaczs_cli.models.hf_configs import NAMED
+from lmaczs_cli.models.hf.clap import HfClap
+from lmaczs_cli.models.hf.configs import NAMED
 from lmaczs_cli.models.registry import create_model
 from tests.helpers_hf import PUBLISHED_CONFIGS, PUBLISHED_EXTRACTOR, save_random_clap
 from tests.helpers_laion import make_signals

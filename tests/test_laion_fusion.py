@@ -23,10 +23,10 @@ import pytest
 import torch
 
 from lmaczs_cli.models.fusion import RULES, crop_starts, fused_mel, htk_filterbank, thirds
-from lmaczs_cli.models.hf_clap import HfClap
-from lmaczs_cli.models.laion_fusion import LaionClapFused, build_htsat_tiny_fusion
-from lmaczs_cli.models.laion_reference import _compile_from, package_module
-from lmaczs_cli.models.laion_upstream import load_upstream
+from lmaczs_cli.models.hf.clap import HfClap
+from lmaczs_cli.models.laion.fusion import LaionClapFused, build_htsat_tiny_fusion
+from lmaczs_cli.models.laion.reference import _compile_from, package_module
+from lmaczs_cli.models.laion.upstream import load_upstream
 from lmaczs_cli.models.registry import create_model
 from tests.helpers_hf import save_random_clap
 from tests.helpers_laion import make_signals, make_stub_tokenizer
@@ -271,7 +271,7 @@ def test_hf_encode_fused_refuses_unfused_models(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_fusion_pt_file_loads_into_the_fusion_model_only(laion: LaionClapFused, tmp_path: Path) -> None:
     from lmaczs_cli.errors import UsageError
-    from lmaczs_cli.models.laion import build_htsat_tiny
+    from lmaczs_cli.models.laion.model import build_htsat_tiny
 
     path = tmp_path / "630k-audioset-fusion-best.pt"
     torch.save({"state_dict": {f"module.{k}": v for k, v in laion.clap.state_dict().items()}}, path)

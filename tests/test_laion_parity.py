@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from lmaczs_cli.errors import AudioError, UsageError
-from lmaczs_cli.models.laion import (
+from lmaczs_cli.models.laion.checkpoint import laion_state_dict, read_checkpoint
+from lmaczs_cli.models.laion.model import (
     LaionClap,
     build_htsat_tiny,
     load_tokenizer,
@@ -28,7 +29,6 @@ from lmaczs_cli.models.laion import (
     resolve_tokenizer_dir,
     tokens_to_grid,
 )
-from lmaczs_cli.models.laion_checkpoint import laion_state_dict, read_checkpoint
 from tests.helpers_laion import (
     make_signals,
     make_stub_tokenizer,
@@ -366,7 +366,7 @@ def test_upstream_import_is_offline_and_leaves_no_trace(tmp_path: Path) -> None:
         socket.socket.connect = no_net
         socket.create_connection = no_net
         before = list(sys.path)
-        from lmaczs_cli.models.laion_upstream import load_upstream
+        from lmaczs_cli.models.laion.upstream import load_upstream
         up = load_upstream()
         assert up.model.CLAP.__module__ == "_lmaczs_laion_clap.clap_module.model"
         added = [p for p in sys.path if p not in before]

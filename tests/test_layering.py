@@ -108,3 +108,33 @@ def test_no_function_is_longer_than_80_lines() -> None:
                 if n > 80:
                     long.append(f"{path.relative_to(PKG)}:{node.lineno} {node.name} ({n} lines)")
     assert long == []
+
+
+#: the modules that use the network (everything else, models included, reads caches only)
+NETWORK = ("lmaczs_cli.downloads.fetch", "lmaczs_cli.downloads.hf", "lmaczs_cli.downloads.datasets",
+           "urllib.request", "http.client", "socket", "huggingface_hub")
+
+
+def test_models_never_import_network_code() -> None:
+    offenders = []
+    for path in _modules(PKG / "models"):
+        bad = sorted(n for n in _imported(ast.parse(path.read_text())) if n.startswith(NETWORK))
+        offenders += [f"{path.relative_to(PKG)}: {n}" for n in bad]
+    assert offenders == []
+
+
+def test_cache_paths_are_no_network_code() -> None:  # models read them (downloads/cache.py)
+    tree = ast.parse((PKG / "downloads" / "cache.py").read_text())
+    assert sorted(n for n in _imported(tree) if n.startswith(NETWORK)) == []
+
+
+def test_each_family_lives_in_its_folder() -> None:
+    """models/ holds shared code and one package per family; a family's record is in its folder."""
+    from lmaczs_cli.models.families import list_families
+
+    folders = {p.name for p in (PKG / "models").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    for family in list_families():
+        folder = family.name.replace("-", "_").replace("ms_clap", "msclap")
+        assert folder in folders and (PKG / "models" / folder / "family.py").is_file(), family.name
+    assert not [p.name for p in (PKG / "models").glob("*.py")
+                if p.name.startswith(("laion", "msclap", "hf_", "pe_audio"))]

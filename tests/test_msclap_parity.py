@@ -4,7 +4,7 @@ The models are the real CNN14 + BERT (2022) and HTSAT + GPT-2 (2023) architectur
 with seeded random weights; the reference is a real ``msclap.CLAPWrapper``
 (``get_audio_embeddings`` from WAV files, ``get_text_embeddings``) reading the same
 weights from a checkpoint file, with only its downloads stubbed
-(:mod:`lmaczs_cli.models.msclap_reference`). Nothing here touches the network.
+(:mod:`lmaczs_cli.models.msclap.reference`). Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from lmaczs_cli.audio import load_audio
 from lmaczs_cli.errors import AudioError
-from lmaczs_cli.models.msclap import MsClap, build_msclap
-from lmaczs_cli.models.msclap_reference import package_wrapper
-from lmaczs_cli.models.msclap_text import bert_vocab_dir, load_bert_tokenizer
+from lmaczs_cli.models.msclap.model import MsClap, build_msclap
+from lmaczs_cli.models.msclap.reference import package_wrapper
+from lmaczs_cli.models.msclap.text import bert_vocab_dir, load_bert_tokenizer
 from tests.helpers_msclap import make_gpt2_stub_tokenizer, write_clips
 
 TOL = 1e-6  # cosine distance
@@ -114,7 +114,7 @@ def test_negative_controls_fail_far_above_tolerance(setup: Setup) -> None:
     reps = m.window_samples // x3.shape[0]
     laion_rule[: reps * x3.shape[0]] = x3.repeat(reps)
     mag = m.spectrogram(torch.stack([m.fit_window(x3).wave, laion_rule]))[0]
-    from lmaczs_cli.models.msclap import build_clap
+    from lmaczs_cli.models.msclap.model import build_clap
 
     other = build_clap("2023" if setup.version == "2022" else "2022", seed=0)[0]
     other_fb = (other.audio_encoder.base.htsat if setup.version == "2022"

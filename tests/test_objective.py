@@ -227,7 +227,7 @@ class KeepAll:
 
 @pytest.mark.slow
 def test_groundtruth_metrics_plumbing() -> None:
-    small = pytest.importorskip("lmaczs_cli.models.small")
+    small = pytest.importorskip("lmaczs_cli.models.small.model")
     from lmaczs_cli.data.synthetic import SyntheticDataset
     from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
 
@@ -241,7 +241,7 @@ def test_groundtruth_metrics_plumbing() -> None:
 
 @pytest.mark.slow
 def test_groundtruth_pointing_split_by_scene_size() -> None:
-    small = pytest.importorskip("lmaczs_cli.models.small")
+    small = pytest.importorskip("lmaczs_cli.models.small.model")
     from lmaczs_cli.data.synthetic import SyntheticDataset
     from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
     from lmaczs_cli.metrics import energy_pointing_game
@@ -287,7 +287,7 @@ class Dimmed:
 
 @pytest.mark.slow
 def test_groundtruth_pointing_within_counts_only_faithful_hits() -> None:
-    small = pytest.importorskip("lmaczs_cli.models.small")
+    small = pytest.importorskip("lmaczs_cli.models.small.model")
     from lmaczs_cli.data import synthetic as world
     from lmaczs_cli.data.synthetic import SyntheticDataset
     from lmaczs_cli.jobs.groundtruth import groundtruth_metrics

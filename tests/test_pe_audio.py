@@ -17,7 +17,7 @@ import torch
 
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.families import family_of
-from lmaczs_cli.models.pe_audio import EXTRACTOR, PeAudio, griffin_lim_phase, preflight_missing
+from lmaczs_cli.models.pe_audio.model import EXTRACTOR, PeAudio, griffin_lim_phase, preflight_missing
 from lmaczs_cli.models.registry import create_model, describe_models
 from lmaczs_cli.signal import istft
 from tests.helpers_laion import make_signals

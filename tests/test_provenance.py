@@ -209,8 +209,8 @@ def test_domain_check_both_ways(esc50_mini: Path) -> None:
 def test_domain_statistics_match_the_shipped_weights() -> None:
     """Retraining the small model without `python -m lmaczs_cli.models.small_domain --write` fails here."""
     import lmaczs_cli
-    from lmaczs_cli.models import small_domain
-    from lmaczs_cli.models.small import bundled_weights
+    from lmaczs_cli.models.small import domain as small_domain
+    from lmaczs_cli.models.small.model import bundled_weights
 
     m = lmaczs_cli.load_model("small", device="cpu")
     with np.load(small_domain.domain_file(bundled_weights())) as z:

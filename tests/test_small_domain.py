@@ -1,4 +1,4 @@
-"""The small model's out-of-domain flag (``models/small_domain.py``): the world's own scenes are
+"""The small model's out-of-domain flag (``models/small/domain.py``): the world's own scenes are
 inside, real recordings are outside, and the statistics belong to exactly the shipped weights."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 
 import lmaczs_cli
 from lmaczs_cli.audio import load_audio
-from lmaczs_cli.models import small_domain
-from lmaczs_cli.models.small import bundled_weights
+from lmaczs_cli.models.small import domain as small_domain
+from lmaczs_cli.models.small.model import bundled_weights
 
 SCENE = Path(lmaczs_cli.__file__).parent / "assets" / "examples" / "scene.wav"
 

@@ -11,10 +11,10 @@ import torch
 
 from lmaczs_cli.data import synthetic as W
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.models import small
 from lmaczs_cli.models.base import ZeroShotModel
 from lmaczs_cli.models.registry import create_model
-from lmaczs_cli.models.small import SmallClap, bundled_weights, load_small
+from lmaczs_cli.models.small import model as small
+from lmaczs_cli.models.small.model import SmallClap, bundled_weights, load_small
 
 
 def _waves(n: int = 2, seed: int = 0) -> torch.Tensor:
@@ -133,7 +133,7 @@ def test_bundled_model_classifies_fresh_scenes() -> None:
 
 
 def test_calibration_term_by_hand() -> None:
-    from lmaczs_cli.models.small_training import TrainConfig, calibration_loss, class_bits
+    from lmaczs_cli.models.small.training import TrainConfig, calibration_loss, class_bits
 
     # class sets as bit masks: clip 0 holds classes 0 and 2, clip 1 nothing (an event-free clip)
     present = class_bits(torch.tensor([0b101, 0]), 3)
@@ -148,7 +148,7 @@ def test_calibration_term_by_hand() -> None:
 
 
 def test_calibration_metrics_measure_silence_and_absent_events() -> None:
-    from lmaczs_cli.models.small_training import calibration_metrics, embed_scenes
+    from lmaczs_cli.models.small.training import calibration_metrics, embed_scenes
 
     model = load_small()
     prompts = W.canonical_prompts()

@@ -11,8 +11,10 @@ import typer
 
 from lmaczs_cli.cli import options as o
 from lmaczs_cli.cli.common import err, handle_errors
+from lmaczs_cli.downloads.models import default_clap_checkpoint
 
-DEFAULT_NAME = "630k-audioset-best.pt"
+#: the default model's default checkpoint (its family's record)
+DEFAULT_NAME = default_clap_checkpoint()
 
 download_app = typer.Typer(
     help=(
@@ -79,19 +81,26 @@ def clap(
     Hugging Face: lmaczs download clap hf:laion/clap-htsat-unfused (prints the snapshot folder)
     """
     from lmaczs_cli.downloads.cache import clap_cache_dir
-    from lmaczs_cli.downloads.models import CLAP_CHECKPOINTS, clap_artifact
+    from lmaczs_cli.downloads.models import clap_artifact, clap_checkpoints
+    from lmaczs_cli.models.families import family_of, list_families
 
-    if name.startswith("hf:"):
+    family = family_of(name)
+    repo = None if family is None else family.hub_repo(name)
+    if repo is not None:  # a hub repo (the family's record says which names are)
         from lmaczs_cli.downloads.hf import check_reachable, download_hf_clap, hf_endpoint, hf_quiet
 
         if not (url or sha256):  # those are refused by download_hf_clap with their own message
             check_reachable(hf_endpoint())  # offline: one line now, not huggingface_hub's retries
         with hf_quiet():
-            typer.echo(str(download_hf_clap(name[3:], force, quiet, url, sha256)))
+            typer.echo(str(download_hf_clap(repo, force, quiet, url, sha256)))
         return
     if list_:
-        for a in CLAP_CHECKPOINTS.values():
+        for a in clap_checkpoints().values():
             typer.echo(f"{a.name}\t{a.description}")
+        for f in list_families():
+            if f.hub_prefix:
+                hub = f"{f.hub_prefix}<repo-id>"
+                typer.echo(f"{hub}\ta Hugging Face hub repo, into the hub cache (for --clap {hub})")
         return
     art = clap_artifact(name, url, sha256)
     dest = clap_cache_dir() / art.name

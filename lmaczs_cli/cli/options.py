@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from lmaczs_cli.models.families import clap_help
 from lmaczs_cli.runtime import DEFAULT_MODEL
 
 
@@ -29,10 +30,7 @@ Version = Annotated[bool, typer.Option(
 
 # -- shared by every model-running command (added by `command`) -----------------------------
 Clap = Annotated[str, typer.Option(
-    "--clap", envvar="LMACZS_CLAP",
-    help="Zero-shot model: laion-htsat-tiny, laion-htsat-base, ms-clap-2022 (the paper's), ms-clap-2023, "
-    "hf-htsat-tiny, hf-htsat-base, hf:<repo-id-or-folder> (Hugging Face ClapModel), pe-audio, "
-    "pe-audio:<repo-id-or-folder> (Meta PE-Audio), or 'small' (bundled, offline).")]
+    "--clap", envvar="LMACZS_CLAP", help=clap_help())]  # one line per family record
 ClapCkpt = Annotated[str | None, typer.Option(
     "--clap-ckpt", envvar="LMACZS_CLAP_CKPT",
     help="Model checkpoint file (LAION .pt, MS-CLAP .pth); 'random' builds random weights (testing). "
@@ -220,6 +218,9 @@ DivTarget = Annotated[str, typer.Option(
 LambdaAbsent = Annotated[float, typer.Option(
     "--lambda-absent", min=0.0,
     help="Weight of mean M over unrelated pairs (s at most the batch mean): empty maps for absent prompts.")]
+FeatureNorm = Annotated[bool, typer.Option(
+    "--feature-norm/--no-feature-norm",
+    help="The decoder normalises the model's feature maps over channels per location (reads no loudness).")]
 DecoderSkip = Annotated[int, typer.Option(
     "--decoder-skip", min=0,
     help="Ignore the model's N shallowest hidden maps (maps from deep features only).")]
@@ -267,15 +268,15 @@ Report = Annotated[bool, typer.Option("--report", help="Also write report.html (
 
 
 def _checkpoint_names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.downloads.models import CLAP_ALIASES, CLAP_CHECKPOINTS
+    from lmaczs_cli.downloads.models import clap_aliases, clap_checkpoints
 
-    return [n for n in [*CLAP_ALIASES, *CLAP_CHECKPOINTS] if n.startswith(incomplete)]
+    return [n for n in [*clap_aliases(), *clap_checkpoints()] if n.startswith(incomplete)]
 
 
 def _tokenizer_names(incomplete: str = "") -> list[str]:
-    from lmaczs_cli.downloads.models import TOKENIZER_NAMES
+    from lmaczs_cli.downloads.models import tokenizer_names
 
-    return [n for n in TOKENIZER_NAMES if n.startswith(incomplete)]
+    return [n for n in tokenizer_names() if n.startswith(incomplete)]
 
 
 CheckpointName = Annotated[str, typer.Argument(

@@ -8,7 +8,7 @@ in any order. For every event the scene carries a ground-truth mask on the small
 model's STFT grid [257, 501]: the bins where that event's energy exceeds the
 background plus all other events and lies within ``MASK_FLOOR_DB`` of its peak.
 
-Signal settings (shared with the bundled small model, ``models/small.py``):
+Signal settings (shared with the bundled small model, ``models/small/model.py``):
 16 kHz, 5 s windows, STFT n_fft 512 / hop 160 / hann 512 (centred, reflect
 padding), 64 mel bins. This module is torch-free; only ``SyntheticDataset``
 items are torch tensors (torch is imported when an item is built).

@@ -5,7 +5,8 @@ Nothing else in lmaczs touches the network; the ``lmaczs download`` command
 
 - ``cache``: where downloaded files live and finding them again offline (no network);
 - ``fetch``: one file over HTTP(S), resumable and verified (:func:`~lmaczs_cli.downloads.fetch.download`);
-- ``models``: the CLAP checkpoints and tokenizer files ``lmaczs download clap/tokenizer`` know;
+- ``models``: the CLAP checkpoints and tokenizer files ``lmaczs download clap/tokenizer`` know
+  (read from the model families' records, ``lmaczs_cli/models/<family>/family.py``);
 - ``hf``: Hugging Face hub repos (``hf:`` CLAP models, decoder repos);
 - ``datasets``: the data sets ``lmaczs download dataset`` installs (ESC-50, UrbanSound8K, Clotho).
 """

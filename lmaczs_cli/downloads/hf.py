@@ -2,7 +2,7 @@
 
 The only network use of the Hugging Face backend. :func:`download_hf_clap` lists the repo,
 picks the files lmaczs needs (config, feature-extractor settings, tokenizer files, one set
-of weights - safetensors preferred; see :func:`lmaczs_cli.models.hf_source.files_to_fetch`) and
+of weights - safetensors preferred; see :func:`lmaczs_cli.models.hf.source.files_to_fetch`) and
 lets ``huggingface_hub.snapshot_download`` fetch exactly those into the first hub cache folder
 (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``), where
 ``--clap hf:<repo-id>`` then finds them offline; :func:`download_hf_decoder` does the same for
@@ -21,7 +21,7 @@ from pathlib import Path
 from lmaczs_cli.downloads.cache import hf_hub_dirs
 from lmaczs_cli.downloads.fetch import DownloadError
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.models.hf_source import REPO_ID, files_to_fetch
+from lmaczs_cli.models.hf.source import REPO_ID, files_to_fetch
 
 
 def hf_endpoint() -> str:

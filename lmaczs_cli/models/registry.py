@@ -102,57 +102,57 @@ def load_model(
 
 register_model(
     "laion-htsat-tiny",
-    "lmaczs_cli.models.laion:build_htsat_tiny",
+    "lmaczs_cli.models.laion.model:build_htsat_tiny",
     "LAION-CLAP, HTSAT-tiny audio + RoBERTa text, non-fusion (630k-audioset-best.pt)",
 )
 register_model(
     "laion-htsat-base",
-    "lmaczs_cli.models.laion:build_htsat_base",
+    "lmaczs_cli.models.laion.model:build_htsat_base",
     "LAION-CLAP, HTSAT-base audio + RoBERTa text, non-fusion",
 )
 register_model(
     "small",
-    "lmaczs_cli.models.small:load_small",
+    "lmaczs_cli.models.small.model:load_small",
     "bundled small CLAP-style model trained on the synthetic sound world (offline)",
 )
 register_model(
     "hf-htsat-tiny",
-    "lmaczs_cli.models.hf_build:build_hf_htsat_tiny",
+    "lmaczs_cli.models.hf.build:build_hf_htsat_tiny",
     "Hugging Face ClapModel, HTSAT-tiny (laion/clap-htsat-unfused from the HF cache; "
     "--clap-ckpt random: its architecture, offline)",
 )
 register_model(
     "hf-htsat-base",
-    "lmaczs_cli.models.hf_build:build_hf_htsat_base",
+    "lmaczs_cli.models.hf.build:build_hf_htsat_base",
     "Hugging Face ClapModel, HTSAT-base (laion/larger_clap_general from the HF cache; "
     "--clap-ckpt random: its architecture, offline)",
 )
 register_prefix(
     "hf:",
-    "lmaczs_cli.models.hf_build:build_hf_spec",
+    "lmaczs_cli.models.hf.build:build_hf_spec",
     "Hugging Face ClapModel from a hub repo id in the HF cache (`lmaczs download clap hf:ID`) "
     "or a save_pretrained folder",
     "repo-id-or-folder",
 )
 register_model(
     "ms-clap-2022",
-    "lmaczs_cli.models.msclap:build_ms_clap_2022",
+    "lmaczs_cli.models.msclap.model:build_ms_clap_2022",
     "Microsoft CLAP 2022, CNN14 audio + BERT text, 5 s at 44.1 kHz (the LMAC-ZS paper's model)",
 )
 register_model(
     "ms-clap-2023",
-    "lmaczs_cli.models.msclap:build_ms_clap_2023",
+    "lmaczs_cli.models.msclap.model:build_ms_clap_2023",
     "Microsoft CLAP 2023, HTSAT audio + GPT-2 text, 7 s at 44.1 kHz",
 )
 register_model(
     "pe-audio",
-    "lmaczs_cli.models.pe_audio:build_pe_audio",
+    "lmaczs_cli.models.pe_audio.model:build_pe_audio",
     "Meta Perception Encoder audio (transformers PeAudioModel, DAC front end on 48 kHz waveform + "
     "ModernBERT text); --clap-ckpt random: its architecture, offline; or a saved folder",
 )
 register_prefix(
     "pe-audio:",
-    "lmaczs_cli.models.pe_audio:build_pe_audio_spec",
+    "lmaczs_cli.models.pe_audio.model:build_pe_audio_spec",
     "PE-Audio (transformers PeAudioModel) from a save_pretrained folder or a hub repo id in the HF cache",
     "repo-id-or-folder",
 )

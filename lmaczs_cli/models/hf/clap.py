@@ -40,7 +40,7 @@ from torch import nn
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import PADDINGS, Encoded, Window, ZeroShotModel, fill_window
 from lmaczs_cli.models.fusion import DEFAULT_RULE, crop_starts, fused_mel, fusion_record
-from lmaczs_cli.models.laion import tokens_to_grid
+from lmaczs_cli.models.laion.model import tokens_to_grid
 from lmaczs_cli.signal import STFTConfig
 
 MEL_FLOOR = 1e-10  # ClapFeatureExtractor's mel_floor and power_to_db's min_value

@@ -3,7 +3,7 @@
 MS-CLAP 2022 is the model the LMAC-ZS paper explained: CNN14 audio encoder
 (six convolutional blocks) + BERT-base-uncased text encoder. MS-CLAP 2023 swaps
 in HTSAT + GPT-2. The weights live in the upstream ``CLAP`` module
-(``msclap.models.clap``, loaded without side effects, see :mod:`msclap_upstream`);
+(``msclap.models.clap``, loaded without side effects, see :mod:`lmaczs_cli.models.msclap.upstream`);
 this class re-expresses only the audio *front end* so that it starts from a
 linear magnitude spectrogram and stays differentiable:
 
@@ -21,7 +21,7 @@ unmasked clip gives the package's own embedding (tests/test_msclap_parity.py
 compares with ``CLAPWrapper.get_audio_embeddings``).
 
 Hidden maps are [B, C, freq, time]: CNN14's blocks compute on [time, mel] and are
-transposed; HTSAT's stages are regrouped with :func:`laion.tokens_to_grid`. The
+transposed; HTSAT's stages are regrouped with :func:`lmaczs_cli.models.laion.model.tokens_to_grid`. The
 2023 mel filterbank is the one HTSAT builds from ``msclap/models/config.py``
 (sr 32000, fmax 14000, applied to 44.1 kHz audio as the package does), not the
 YAML's values, which the package never uses for HTSAT.
@@ -41,21 +41,21 @@ from torch import nn
 
 from lmaczs_cli.errors import RandomWeightsWarning, UsageError
 from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel, fill_window, torchlibrosa_logmel
-from lmaczs_cli.models.laion import htsat_blocks, htsat_forward_features, tokens_to_grid
-from lmaczs_cli.models.msclap_checkpoint import (
+from lmaczs_cli.models.laion.model import htsat_blocks, htsat_forward_features, tokens_to_grid
+from lmaczs_cli.models.msclap.checkpoint import (
     MODEL_NAMES,
     load_strict,
     read_msclap_checkpoint,
     resolve_checkpoint,
 )
-from lmaczs_cli.models.msclap_text import (
+from lmaczs_cli.models.msclap.text import (
     bert_vocab_dir,
     load_bert_tokenizer,
     load_gpt2_tokenizer,
     resolve_gpt2_dir,
     tokenize,
 )
-from lmaczs_cli.models.msclap_upstream import load_upstream
+from lmaczs_cli.models.msclap.upstream import load_upstream
 from lmaczs_cli.signal import STFTConfig
 
 #: (pool size) of each CNN14 conv block, as ``Cnn14.forward`` calls them
@@ -141,7 +141,7 @@ class MsClap(ZeroShotModel):
         raise NotImplementedError
 
     def tokenize(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """As ``CLAPWrapper.preprocess_text`` (see :func:`msclap_text.tokenize`)."""
+        """As ``CLAPWrapper.preprocess_text`` (see :func:`lmaczs_cli.models.msclap.text.tokenize`)."""
         gpt2 = self.cfg["text_model"] == "gpt2"
         base = self.clap.caption_encoder.base
         limit = base.config.n_positions if gpt2 else base.config.max_position_embeddings

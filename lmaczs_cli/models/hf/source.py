@@ -163,3 +163,15 @@ def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: object = None)
             return [f"a complete Hugging Face CLAP folder at {spec} (config, extractor settings, weights)"]
         return [f"the Hugging Face model {spec} (`lmaczs download clap hf:{spec}`)"]
     return []
+
+
+def model_names(clap: str) -> set[str]:
+    """The other names a model built for ``--clap clap`` may carry: ``hf:<repo>`` of a named
+    architecture, ``hf:<absolute folder>`` of a folder (its record's ``names`` hook)."""
+    names = set()
+    if clap in NAMED_REPOS:
+        names.add(f"hf:{NAMED_REPOS[clap]}")
+    spec = clap.removeprefix("hf:")
+    if spec != clap and Path(spec).expanduser().is_dir():
+        names.add(f"hf:{Path(spec).expanduser().resolve()}")
+    return names

@@ -340,7 +340,7 @@ def griffin_lim_phase(magnitude: torch.Tensor, length: int, iters: int = GRIFFIN
 
 @contextlib.contextmanager
 def _quiet() -> Any:
-    from lmaczs_cli.models.hf_build import _quiet_transformers
+    from lmaczs_cli.models.hf.build import _quiet_transformers
 
     with _quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -403,8 +403,8 @@ def build_pe_audio_spec(spec: str, ckpt: str | None = None, tokenizer_dir: Any =
     architecture with seeded random weights."""
     from transformers import PeAudioConfig, PeAudioFeatureExtractor, PeAudioModel
 
-    from lmaczs_cli.models.hf_build import _first_line, load_text_tokenizer
-    from lmaczs_cli.models.hf_source import resolve_hf_source
+    from lmaczs_cli.models.hf.build import _first_line, load_text_tokenizer
+    from lmaczs_cli.models.hf.source import resolve_hf_source
 
     if ckpt not in (None, "random"):
         raise UsageError(f"--clap-ckpt {ckpt!r} does not apply to --clap pe-audio:{spec} (the weights "
@@ -456,7 +456,7 @@ def build_pe_audio(ckpt: str | None = None, tokenizer_dir: Any = None, device: s
                          "or a saved folder; trained weights: --clap pe-audio:<repo-id-or-folder>")
     if ckpt != "random":
         return build_pe_audio_spec(str(ckpt), None, tokenizer_dir, device, seed)
-    from lmaczs_cli.models.hf_build import load_text_tokenizer
+    from lmaczs_cli.models.hf.build import load_text_tokenizer
     from lmaczs_cli.models.stub_tokenizer import stub_roberta_tokenizer
 
     pe = random_pe_audio(PeAudioConfig(), seed)
@@ -469,7 +469,7 @@ def build_pe_audio(ckpt: str | None = None, tokenizer_dir: Any = None, device: s
 
 def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: object = None) -> list[str]:
     """What a PE-Audio run lacks on this machine (a complete folder or cached repo)."""
-    from lmaczs_cli.models.hf_source import resolve_hf_source
+    from lmaczs_cli.models.hf.source import resolve_hf_source
 
     if clap == "pe-audio":
         if ckpt is None or str(ckpt) == "random":

@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.models.laion_upstream import _stub_package
+from lmaczs_cli.models.laion.upstream import _stub_package
 
 ALIAS = "_lmaczs_msclap"
 #: the version the parity tests were written against (``pip install --no-deps msclap==1.3.4``)

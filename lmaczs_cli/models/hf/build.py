@@ -1,7 +1,7 @@
 """Factories of the Hugging Face CLAP backend: ``hf:<repo-or-folder>``, ``hf-htsat-tiny``, ``hf-htsat-base``.
 
 Everything loads with ``local_files_only=True`` from a folder (``save_pretrained``
-output or a hub-cache snapshot, see :mod:`hf_source`); ``--clap-ckpt random``
+output or a hub-cache snapshot, see :mod:`lmaczs_cli.models.hf.source`); ``--clap-ckpt random``
 builds seeded random weights of a named architecture with no file at all.
 """
 
@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from lmaczs_cli.errors import RandomWeightsWarning, UsageError
-from lmaczs_cli.models.hf_clap import HfClap
-from lmaczs_cli.models.hf_configs import NAMED, NamedClap
-from lmaczs_cli.models.hf_source import CONFIG, has_tokenizer, resolve_hf_source
+from lmaczs_cli.models.hf.clap import HfClap
+from lmaczs_cli.models.hf.configs import NAMED, NamedClap
+from lmaczs_cli.models.hf.source import CONFIG, has_tokenizer, resolve_hf_source
 from lmaczs_cli.models.stub_tokenizer import stub_roberta_tokenizer
 
 PathLike = str | os.PathLike[str]

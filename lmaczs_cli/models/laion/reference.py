@@ -4,7 +4,7 @@
 ``int16_to_float32`` / ``float32_to_int16`` (``laion_clap/training/data.py``) are
 compiled from their source files without running those modules' top level
 (which edits ``sys.path`` and downloads three tokenizers). :func:`package_module`
-then wraps a :class:`~lmaczs_cli.models.laion.LaionClap`'s weights in a real
+then wraps a :class:`~lmaczs_cli.models.laion.model.LaionClap`'s weights in a real
 ``CLAP_Module``, so ``get_audio_embedding_from_data`` / ``get_text_embedding`` run
 exactly the upstream code on the same weights.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from lmaczs_cli.models.laion_upstream import load_upstream
+from lmaczs_cli.models.laion.upstream import load_upstream
 
 _DATA_FUNCS = ("int16_to_float32", "float32_to_int16", "get_audio_features")
 

@@ -1,7 +1,7 @@
 """LAION-CLAP (HTSAT audio + RoBERTa text, non-fusion) as a :class:`ZeroShotModel`.
 
 The weights live in the upstream ``CLAP`` module (``laion_clap.clap_module.model``,
-loaded without its import-time downloads, see :mod:`laion_upstream`); this class
+loaded without its import-time downloads, see :mod:`lmaczs_cli.models.laion.upstream`); this class
 re-expresses only the audio *front end* so that it starts from a linear
 magnitude spectrogram and stays differentiable:
 
@@ -40,19 +40,19 @@ from torch import nn
 
 from lmaczs_cli.errors import RandomWeightsWarning, UsageError
 from lmaczs_cli.models.base import Encoded, Window, ZeroShotModel, fill_window, torchlibrosa_logmel
-from lmaczs_cli.models.laion_checkpoint import (
+from lmaczs_cli.models.laion.checkpoint import (
     checkpoint_amodel,
     laion_state_dict,
     model_for,
     read_checkpoint,
     resolve_checkpoint,
 )
-from lmaczs_cli.models.laion_tokenizer import (  # noqa: F401  (re-exported for callers of this module)
+from lmaczs_cli.models.laion.tokenizer import (  # noqa: F401  (re-exported for callers of this module)
     TOKENIZER_FILES,
     load_tokenizer,
     resolve_tokenizer_dir,
 )
-from lmaczs_cli.models.laion_upstream import load_upstream
+from lmaczs_cli.models.laion.upstream import load_upstream
 from lmaczs_cli.signal import STFTConfig
 
 MAX_TEXT_TOKENS = 77

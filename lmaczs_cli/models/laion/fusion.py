@@ -1,6 +1,6 @@
 """LAION-CLAP *fusion* checkpoints (``630k-audioset-fusion-best.pt``) as a :class:`ZeroShotModel`.
 
-Same upstream ``CLAP`` module as :mod:`lmaczs_cli.models.laion`, built with
+Same upstream ``CLAP`` module as :mod:`lmaczs_cli.models.laion.model`, built with
 ``enable_fusion=True, fusion_type="aff_2d"`` (what ``CLAP_Module(enable_fusion=True)``
 builds). The package feeds a fusion model ``get_mel``'s features (torchaudio
 ``MelSpectrogram``: HTK mel scale, no norm, ``fmin``/``fmax`` of the config, then
@@ -28,18 +28,18 @@ import torch.nn.functional as F
 from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import Encoded
 from lmaczs_cli.models.fusion import DEFAULT_RULE, crop_starts, fused_mel, fusion_record, htk_filterbank
-from lmaczs_cli.models.laion import (
+from lmaczs_cli.models.laion.checkpoint import (
+    checkpoint_amodel,
+    laion_state_dict,
+    read_checkpoint,
+)
+from lmaczs_cli.models.laion.model import (
     LaionClap,
     build_clap,
     finish_model,
     htsat_forward_features,
     load_or_randomise,
     tokenizer_stub,
-)
-from lmaczs_cli.models.laion_checkpoint import (
-    checkpoint_amodel,
-    laion_state_dict,
-    read_checkpoint,
 )
 
 AMIN = 1e-10  # AmplitudeToDB's amin (ref 1.0, top_db None)

@@ -169,7 +169,7 @@ def laion_state_dict(obj: Any, source: str = "checkpoint", fusion: bool = False)
         raise UsageError(
             f"{source}: fusion checkpoints are not supported by this model; use a non-fusion one such as "
             "630k-audioset-best.pt (`lmaczs download clap`); fusion models load from Python for now "
-            "(lmaczs_cli.models.laion_fusion.build_htsat_tiny_fusion)"
+            "(lmaczs_cli.models.laion.fusion.build_htsat_tiny_fusion)"
         )
     if fusion and not is_fusion:
         raise UsageError(f"{source}: not a fusion checkpoint; load it with --clap laion-htsat-tiny or "
@@ -195,7 +195,7 @@ def model_for(amodel: str) -> str:
 
 def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: os.PathLike[str] | str | None) -> list[str]:
     """What a LAION-CLAP run lacks on this machine (checkpoint, roberta-base tokenizer), without torch."""
-    from lmaczs_cli.models.laion_tokenizer import resolve_tokenizer_dir
+    from lmaczs_cli.models.laion.tokenizer import resolve_tokenizer_dir
 
     amodel = "HTSAT-tiny" if clap.endswith("tiny") else "HTSAT-base"
     out = []

@@ -198,10 +198,10 @@ class SmallClap(ZeroShotModel):
 
     def domain_check(self, embeddings: torch.Tensor, encoded: Encoded | None = None,
                      magnitude: torch.Tensor | None = None) -> torch.Tensor | None:
-        """True for clips that look like the synthetic world (see ``small_domain``): their
-        embedding with the hidden maps' and log-mel's statistics (embedding only, a weaker
+        """True for clips that look like the synthetic world (see :mod:`lmaczs_cli.models.small.domain`):
+        their embedding with the hidden maps' and log-mel's statistics (embedding only, a weaker
         test, when ``encoded`` and ``magnitude`` are not given)."""
-        from lmaczs_cli.models import small_domain
+        from lmaczs_cli.models.small import domain as small_domain
 
         if "_domain" not in self.__dict__:
             path = self.checkpoint_path

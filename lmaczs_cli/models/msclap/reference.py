@@ -1,12 +1,12 @@
 """The ``msclap`` package's *own* inference path, for parity checks and benchmarks.
 
 :func:`package_wrapper` builds a real ``msclap.CLAPWrapper`` on an
-:class:`~lmaczs_cli.models.msclap.MsClap`'s weights (saved to a checkpoint file the
+:class:`~lmaczs_cli.models.msclap.model.MsClap`'s weights (saved to a checkpoint file the
 wrapper reads itself), with only what would touch the network or is missing here
 replaced:
 
 - ``AutoModel.from_pretrained`` (text model download) -> the same architecture
-  built from its config (:class:`msclap_upstream._OfflineTextModel`);
+  built from its config (:class:`lmaczs_cli.models.msclap.upstream._OfflineTextModel`);
 - ``AutoTokenizer.from_pretrained`` -> the tokenizer given (loaded from local files);
 - ``tokenizer.encode_plus`` (removed in transformers 5) -> ``tokenizer(text, ...)``,
   which is what it did for one string;
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from lmaczs_cli.models.msclap_upstream import _OfflineTextModel
+from lmaczs_cli.models.msclap.upstream import _OfflineTextModel
 
 
 def import_package() -> ModuleType:

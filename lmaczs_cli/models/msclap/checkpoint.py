@@ -8,7 +8,7 @@ also looked up in that cache; ``"random"`` means seeded random weights.
 Format: the published files are ``{"model": state_dict, ...}`` (``CLAPWrapper``
 reads ``torch.load(fp)["model"]``); a bare state dict is accepted too, and a
 DDP ``module.`` prefix is stripped. Reading goes through
-:func:`lmaczs_cli.models.laion_checkpoint.read_checkpoint` (``weights_only``).
+:func:`lmaczs_cli.models.laion.checkpoint.read_checkpoint` (``weights_only``).
 
 Unlike ``CLAPWrapper`` (``load_state_dict(strict=False)``, which silently keeps
 random weights for anything missing), every key must match, except the named
@@ -25,7 +25,7 @@ from typing import Any
 
 from lmaczs_cli.downloads.cache import find_clap_checkpoint
 from lmaczs_cli.errors import UsageError
-from lmaczs_cli.models.laion_checkpoint import read_checkpoint
+from lmaczs_cli.models.laion.checkpoint import read_checkpoint
 
 #: default file per version (the names ``lmaczs download clap`` knows)
 DEFAULT_CHECKPOINTS = {"2022": "CLAP_weights_2022.pth", "2023": "CLAP_weights_2023.pth"}
@@ -122,7 +122,7 @@ def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: os.PathLike[st
     except UsageError:
         out.append(f"the {clap} checkpoint (`lmaczs download clap {clap}`, or --clap-ckpt FILE)")
     if version == "2023" and str(ckpt) != "random":
-        from lmaczs_cli.models.msclap_text import resolve_gpt2_dir
+        from lmaczs_cli.models.msclap.text import resolve_gpt2_dir
 
         try:
             resolve_gpt2_dir(tokenizer_dir)
