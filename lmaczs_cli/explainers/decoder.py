@@ -57,6 +57,9 @@ class DecoderConfig:
     #: read only from deep features change when the model's deep blocks are randomised; shallow
     #: features keep the spectrogram's shape whatever the weights
     skip: int = 0
+    #: normalise each hidden map over its channels at every location (mean 0, unit norm) before
+    #: the laterals: the decoder then reads what a location's features say, not how loud it is
+    feature_norm: bool = False
     transpose: list[bool] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,7 +141,7 @@ class MaskDecoder(nn.Module):
     @classmethod
     def for_model(
         cls, model: Any, domain: str = "stft", width: int = 64, energy_gate: bool = True,
-        sim_input: bool = True, skip: int = 0,
+        sim_input: bool = True, skip: int = 0, feature_norm: bool = False,
     ) -> MaskDecoder:
         """Size a decoder for ``model`` from one probe encode of a full window."""
         dev = model.device
@@ -163,6 +166,7 @@ class MaskDecoder(nn.Module):
             energy_gate=energy_gate,
             sim_input=sim_input,
             skip=skip,
+            feature_norm=feature_norm,
             transpose=[_needs_transpose(s[1], s[2], model.n_mels, model.n_frames) for s in shapes],
         )
         return cls(cfg, model.mel_filterbank()).to(dev)
@@ -184,9 +188,12 @@ class MaskDecoder(nn.Module):
         cfg = self.config
         cond = torch.cat([text * math.sqrt(cfg.text_dim), 5.0 * sim[:, None] * cfg.sim_input], dim=1)
         cond = cond.to(text.dtype)
+        maps = hidden[cfg.skip :]
+        if cfg.feature_norm:
+            maps = [_channel_normalised(h) for h in maps]
         lat = [
             conv(h.transpose(-1, -2) if tr else h)
-            for conv, h, tr in zip(self.laterals, hidden[cfg.skip :], cfg.transpose, strict=True)
+            for conv, h, tr in zip(self.laterals, maps, cfg.transpose, strict=True)
         ]
         x = lat[-1][clip_index]
         for k in range(len(lat) - 1, -1, -1):
@@ -223,6 +230,12 @@ class MaskDecoder(nn.Module):
             lin.view(b, n // b, *lin.shape[1:]).addcmul_(alpha.view(b, n // b, 1, 1), z[:, None])
         else:
             lin.addcmul_(alpha[:, None, None], z[clip_index])
+
+
+def _channel_normalised(h: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] centred over channels and scaled to unit RMS at every location."""
+    h = h - h.mean(1, keepdim=True)
+    return h * torch.rsqrt((h * h).mean(1, keepdim=True) + 1e-6)
 
 
 def _standardised_log(magnitude: torch.Tensor) -> torch.Tensor:

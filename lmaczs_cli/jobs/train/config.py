@@ -57,6 +57,8 @@ class TrainConfig:
     sim_input: bool = True
     #: the decoder ignores this many of the model's shallowest hidden maps
     decoder_skip: int = 0
+    #: the decoder normalises each hidden map over its channels per location (reads no loudness)
+    feature_norm: bool = False
     #: which decoder best.pt holds: "val" (lowest validation loss) or "last" (the latest validated step)
     select: str = "val"
     weights: dict[str, float | str] = field(default_factory=lambda: LossWeights().to_dict())
