@@ -81,6 +81,23 @@ def test_ceiling_on_a_few_scenes() -> None:
     assert 0 <= multi["events"] <= out["events"]
     lo, hi = out["empty_mask_sim_range"]
     assert -1 <= lo <= hi <= 1 and out["empty_mask_abs_err_absent"] >= 0
+    # the event's own mask, by hand: s~ of gt * X against s, averaged over the present events
+    from lmaczs_cli.data import synthetic as world
+
+    scenes = SyntheticDataset(2, seed=5, split="test")
+    text = model.embed_text(world.canonical_prompts(list(scenes.classes))).float()
+    diffs = []
+    with torch.no_grad():
+        for i in range(len(scenes)):
+            sc = scenes.scene(i)
+            mag = model.spectrogram(torch.from_numpy(sc.wave)[None])[0]
+            s = model.encode(mag).embedding.float()[0] @ text.T
+            for j, c in enumerate(scenes.classes):
+                if c in sc.classes and sc.masks[c].any():
+                    g = torch.from_numpy(sc.masks[c])[None]
+                    diffs.append(float(model.encode(g * mag).embedding.float()[0] @ text[j] - s[j]))
+    assert out["event_mask_minus_s_present"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-5)
+    assert out["event_mask_abs_err_present"] == pytest.approx(sum(map(abs, diffs)) / len(diffs), abs=1e-5)
 
 
 def test_ceiling_refuses_a_model_on_another_grid() -> None:

@@ -481,7 +481,7 @@ def oracle_ceiling(
     family's levels), i.e. explanations that show the whole event; ``multi_event`` repeats
     both for events of scenes with more than one event. Also the all-zero input's similarity
     to each absent prompt versus s: how far an empty mask is from faithful where the event is
-    absent.
+    absent; and ``event_mask_*``: |s - s~| (and s~ - s) of each event's own mask alone.
     """
     from lmaczs_cli.data import synthetic as world
 
@@ -492,7 +492,7 @@ def oracle_ceiling(
     with torch.no_grad():
         silent = model.encode(torch.zeros(1, model.n_freqs, model.n_frames, device=dev)).embedding.float()
     s_empty = (silent @ text.T)[0]
-    best, whole, multi, empty_err, per_event = [], [], [], [], 0
+    best, whole, multi, empty_err, event_only, per_event = [], [], [], [], [], 0
     for i in range(len(scenes)):
         sc = scenes.scene(i)
         with torch.no_grad():
@@ -512,6 +512,8 @@ def oracle_ceiling(
             per_event = masks.shape[0]
             with torch.no_grad():
                 st = model.encode(masks * mag).embedding.float() @ text[j]
+                exact = float(model.encode(gt * mag).embedding.float()[0] @ text[j]) - float(s[j])
+            event_only.append(exact)
             hit = energy_pointing_game(masks, mag.expand_as(masks), gt[None].expand_as(masks))
             err = torch.where(hit, (st - s[j]).abs(), torch.full_like(st, float("inf")))
             best.append(float(err.min()))
@@ -533,6 +535,10 @@ def oracle_ceiling(
         "events": len(best),
         "oracle_masks_per_event": per_event,
         "empty_mask_abs_err_absent": float(np.mean(empty_err)) if empty_err else float("nan"),
+        # the event's own ground-truth mask (it alone, at full level): how far from s a mask that
+        # keeps exactly the event lands, in absolute value and signed (s~ - s)
+        "event_mask_abs_err_present": float(np.mean(np.abs(event_only))) if event_only else float("nan"),
+        "event_mask_minus_s_present": float(np.mean(event_only)) if event_only else float("nan"),
         "empty_mask_sim_range": [float(s_empty.min()), float(s_empty.max())],
     })
     return out
