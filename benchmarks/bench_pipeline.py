@@ -1,7 +1,7 @@
 """The whole `lmaczs explain` job against its floor: how much beyond the model work do files cost?
 
 Run: ``python benchmarks/bench_pipeline.py [--models small,laion-htsat-tiny] [--clips 20]
-[--threads 1] [--repeats 2]``.
+[--threads 1] [--repeats 2] [--split]``.
 
 For each model (the bundled weights for ``small``, random weights otherwise; speed does not
 depend on them), ``--clips`` clips of one model window each (noise plus tones, written as WAV
@@ -15,7 +15,10 @@ files at the model's rate) and one prompt, in one process, interleaved ``--repea
   default), and without maps (``--no-maps``).
 
 Printed: seconds per clip and each job's ratio to the floor (issue goal: <= 2x on the bundled
-model, <= 1.3x on LAION HTSAT-tiny).
+model, <= 1.3x on LAION HTSAT-tiny), and the CPU time per clip of the whole process (all threads):
+on a machine whose other cores are busy, the writer threads cannot overlap with the model and the
+wall time approaches the CPU time. ``--split``: where a clip's time goes, each part timed alone in
+one thread (the model's work in ``explain_many``, resynthesis, the WAV, the map, the row).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import time
 from pathlib import Path
 
 
-def bench(name: str, n: int, batch: int, repeats: int) -> dict[str, float]:
+def bench(name: str, n: int, batch: int, repeats: int, split: bool = False
+          ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Per clip: wall seconds and process CPU seconds of each case, and (``split``) the parts."""
     import numpy as np
     import soundfile as sf
     import torch
@@ -83,12 +88,48 @@ def bench(name: str, n: int, batch: int, repeats: int) -> dict[str, float]:
     for fn in cases.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(repeats):
         for k, fn in cases.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) / n for k, v in times.items()}
+            cpu[k].append(time.process_time() - c0)
+    parts = _split(model, explainer, clips, batch) if split and explainer is not None else {}
+    return ({k: statistics.median(v) / n for k, v in times.items()},
+            {k: statistics.median(v) / n for k, v in cpu.items()}, parts)
+
+
+def _split(model, explainer, clips: list[Path], batch: int) -> dict[str, float]:
+    """Seconds per clip of each part of explain, one after the other in this thread."""
+    from lmaczs_cli.api import explain_many
+    from lmaczs_cli.audio import wav_subtype_for, within_full_scale, write_wav
+    from lmaczs_cli.jobs.explain import _row
+    from lmaczs_cli.provenance import RunRecord
+    from lmaczs_cli.render import render_map
+    from lmaczs_cli.runtime import RunOptions
+
+    record = RunRecord("explain", model, {explainer.name: explainer}, {}, RunOptions(clap="small"))
+    out = Path(tempfile.mkdtemp(prefix="bench-split-"))
+    t: dict[str, float] = dict.fromkeys(("model", "resynthesis", "wav", "map", "row"), 0.0)
+    t0 = time.perf_counter()
+    done = [e for r in explain_many(explainer, clips, ["a sound of a tone"], batch_size=batch)
+            for e in r.explanations]
+    t["model"] = time.perf_counter() - t0
+    for i, e in enumerate(done):
+        t0 = time.perf_counter()
+        wave = within_full_scale(e.waveform())
+        t1 = time.perf_counter()
+        wav = write_wav(out / f"{i}.wav", wave, e.sample_rate, wav_subtype_for(e.clip))
+        t2 = time.perf_counter()
+        png = render_map(out / f"{i}.png", *e._map_args(), banner=e.banner(), activity=e.activity(),
+                         segments=e.segments())
+        t3 = time.perf_counter()
+        _row(e, {"wav": wav, "png": png}, record)
+        t4 = time.perf_counter()
+        for k, a, b in (("resynthesis", t0, t1), ("wav", t1, t2), ("map", t2, t3), ("row", t3, t4)):
+            t[k] += b - a
+    return {k: v / len(clips) for k, v in t.items()}
 
 
 def main() -> None:
@@ -98,16 +139,24 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--split", action="store_true", help="also time each part of a clip alone")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"explain job vs floor, {args.clips} clips x 1 prompt, cpu, {args.threads} torch thread(s)")
     for name in args.models.split(","):
-        r = bench(name, args.clips, args.batch, args.repeats)
+        r, cpu, parts = bench(name, args.clips, args.batch, args.repeats, args.split)
         f = r["floor"]
         cols = "  ".join(f"{k} {1e3 * v:7.1f} ms = {v / f:4.2f}x" for k, v in r.items() if k != "floor")
         print(f"  {name:18s} floor {1e3 * f:7.1f} ms/clip  {cols}", flush=True)
+        cols = "  ".join(f"{k} {1e3 * v:7.1f} ms = {v / cpu['floor']:4.2f}x" for k, v in cpu.items()
+                         if k != "floor")
+        print(f"  {'(CPU, all threads)':18s} floor {1e3 * cpu['floor']:7.1f} ms/clip  {cols}", flush=True)
+        if parts:
+            cols = "  ".join(f"{k} {1e3 * v:.1f} ms" for k, v in parts.items())
+            total = 1e3 * sum(parts.values())
+            print(f"  {'(parts, one thread)':18s} {cols}  = {total:.1f} ms/clip", flush=True)
 
 
 if __name__ == "__main__":

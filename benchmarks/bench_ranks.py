@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: a temp folder for the runs' own decoder registry
+SCRATCH = Path(tempfile.mkdtemp(prefix="bench-ranks-registry-"))
 
 
 def _port() -> int:
@@ -35,7 +37,9 @@ def _port() -> int:
 
 
 def _run(cmd: list[str]) -> tuple[float, float]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # the runs' own decoder registry: a benchmark's `train` must not become the user's default decoder
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "LMACZS_DECODER_CACHE": str(SCRATCH / "decoders")}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)

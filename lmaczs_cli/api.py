@@ -90,6 +90,7 @@ class Explanation(TimeSpans):
     model_name: str
     _result: ClipResult = field(repr=False)
     _model: ZeroShotModel = field(repr=False)
+    _activity: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def mask_mean(self) -> float:
@@ -115,8 +116,11 @@ class Explanation(TimeSpans):
         the mask keeps (:func:`lmaczs_cli.events.activity`), in [0, 1]."""
         from lmaczs_cli.events import activity
 
-        return activity(self.mask.detach().float().cpu().numpy(),
-                        self._result.magnitude.detach().float().cpu().numpy())
+        if self._activity is None:  # the map, the row and events.csv all ask: computed once
+            self._activity = activity(self.mask.detach().float().cpu().numpy(),
+                                      self._result.magnitude.detach().float().cpu().numpy())
+            self._activity.flags.writeable = False  # shared by every caller
+        return self._activity
 
     @property
     def frame_seconds(self) -> float:

@@ -66,18 +66,27 @@ class ExplainEngine:
         return autocast(self.model.device, self.precision)
 
     @torch.no_grad()
-    def _encode(self, waves: torch.Tensor) -> tuple[torch.Tensor, Encoded]:
+    def _encode(self, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Encoded]:
         with self._ctx():
-            mag, _ = self.model.spectrogram(waves)
+            mag, phase = self.model.spectrogram(waves)
             enc = self.model.encode(mag)
-        return mag, enc
+        return mag, phase, enc
 
     def run(self, records: list[dict], choose: Callable[[torch.Tensor], list[int]]) -> list[ClipResult]:
         """Explain ``records``; ``choose(similarities [P_all]) -> prompt indices`` per clip."""
         model, dev = self.model, self.model.device
         clip_windows: list[list[ClipWindow]] = [split_clip(r["wave"].to(dev), model) for r in records]
         flat = [w for wins in clip_windows for w in wins]
-        mag_w, emb_w, hid_w = self._encode_windows(flat)
+        waves_c = [_at_least_one_fft(r["wave"].to(dev), model.stft_config.n_fft) for r in records]
+        # a clip that is its own single window (a model-length clip) has that window's spectrogram:
+        # computed once (not under mixed precision, which may change it)
+        own, first = set(), 0
+        for ci, wins in enumerate(clip_windows):
+            if (len(wins) == 1 and self.precision == "fp32" and wins[0].wave.shape == waves_c[ci].shape
+                    and torch.equal(wins[0].wave, waves_c[ci])):
+                own.add(first)
+            first += len(wins)
+        mag_w, emb_w, hid_w, phase_w = self._encode_windows_keeping(flat, own)
         sims_w = emb_w @ self.text.float().T  # [W, P_all]
         known = model.domain_check(emb_w, Encoded(emb_w, hid_w), mag_w)  # [W] or None
         results, pairs = [], []
@@ -86,10 +95,13 @@ class ExplainEngine:
             idx = list(range(offset, offset + len(clip_windows[ci])))
             offset += len(idx)
             clip_sims = sims_w[idx].mean(0)
-            wave = _at_least_one_fft(rec["wave"].to(dev), model.stft_config.n_fft)
-            mag_c, ph_c = model.spectrogram(wave[None])
+            wave = waves_c[ci]
+            if idx[0] in phase_w:  # copies: a view would keep every window of the batch alive
+                mag_c, ph_c = mag_w[idx[0]].clone(), phase_w[idx[0]].clone()
+            else:
+                mag_c, ph_c = (t[0] for t in model.spectrogram(wave[None]))
             inside = None if known is None else bool(known[idx].float().mean() >= 0.5)
-            results.append(ClipResult(rec, mag_c[0], ph_c[0], clip_sims.cpu(), n_stft=int(wave.shape[-1]),
+            results.append(ClipResult(rec, mag_c, ph_c, clip_sims.cpu(), n_stft=int(wave.shape[-1]),
                                       in_domain=inside))
             pairs += [(ci, int(p), idx) for p in choose(clip_sims)]
         flat_pairs = [(p, w) for _, p, idx in pairs for w in idx]
@@ -107,14 +119,21 @@ class ExplainEngine:
         return results
 
     def _encode_windows(self, flat: list[ClipWindow]) -> tuple[torch.Tensor, torch.Tensor, list]:
-        mags, embs, hiddens = [], [], []
+        """Magnitudes, embeddings and hidden maps of the windows (batched)."""
+        return self._encode_windows_keeping(flat, set())[:3]
+
+    def _encode_windows_keeping(self, flat: list[ClipWindow], keep_phase: set[int]
+                                ) -> tuple[torch.Tensor, torch.Tensor, list, dict[int, torch.Tensor]]:
+        """:meth:`_encode_windows`, and the phase of the windows in ``keep_phase`` (by position)."""
+        mags, embs, hiddens, phases = [], [], [], {}
         for s in range(0, len(flat), self.batch_size):
-            mag, enc = self._encode(torch.stack([w.wave for w in flat[s : s + self.batch_size]]))
+            mag, phase, enc = self._encode(torch.stack([w.wave for w in flat[s : s + self.batch_size]]))
             mags.append(mag)
             embs.append(enc.embedding.float())
             hiddens.append(enc.hidden)
+            phases |= {i: phase[i - s] for i in range(s, s + mag.shape[0]) if i in keep_phase}
         hid = [torch.cat([h[i] for h in hiddens]) for i in range(len(hiddens[0]))]
-        return torch.cat(mags), torch.cat(embs), hid
+        return torch.cat(mags), torch.cat(embs), hid, phases
 
     def _pair_masks(self, flat_pairs, mag_w, emb_w, hid_w):
         masks, msims = [], []
