@@ -3,8 +3,8 @@
 Run: ``python benchmarks/bench_encode.py [--repeats N] [--device cpu|cuda]``.
 Absolute times depend on the machine; each section also prints ratios against
 a reference measured in the same process, which are what to compare across runs.
-Offline: LAION-CLAP and the Hugging Face ClapModel run with seeded random weights (speed does
-not depend on them).
+Offline: LAION-CLAP (fusion too), the Hugging Face ClapModel and PE-Audio run with seeded random
+weights (speed does not depend on them).
 """
 
 from __future__ import annotations
@@ -207,6 +207,91 @@ def bench_msclap(repeats: int, device: str, version: str = "2022") -> None:
     print(f"  ours fwd+bwd to |X| B=1 {fmt('grad1')}   fwd+bwd/fwd {g1 / o1:.2f}")
 
 
+def bench_fusion(repeats: int, device: str) -> None:
+    """LAION fusion (laion-htsat-tiny-fusion): one 10 s window (``encode``) and a whole 30 s clip as the
+    model sees it (``encode_fused``: shrunk clip + 3 crops), against non-fusion laion-htsat-tiny's
+    10 s window in the same process; fwd+bwd of the fused 30 s clip (what an s~ gradient costs)."""
+    import torch
+
+    from lmaczs_cli.models.registry import create_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        fused = create_model("laion-htsat-tiny-fusion", ckpt="random", device=device)
+        build_s = time.perf_counter() - t0
+        plain = create_model("laion-htsat-tiny", ckpt="random", device=device)
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    g = torch.Generator().manual_seed(0)
+    clip = (0.1 * torch.randn(30 * fused.sample_rate, generator=g)).to(dev)
+    window = fused.fit_window(clip[: fused.window_samples]).wave[None]
+
+    def window_of(model) -> Callable[[], object]:
+        def run() -> object:
+            with torch.no_grad():
+                return model.encode(model.spectrogram(window)[0]).embedding
+        return run
+
+    def whole() -> object:
+        with torch.no_grad():
+            return fused.encode_fused(fused.spectrogram(fused.whole_clip_wave(clip)[None])[0]).embedding
+
+    def whole_grad() -> object:
+        mag = fused.spectrogram(fused.whole_clip_wave(clip)[None])[0].requires_grad_(True)
+        fused.encode_fused(mag).embedding.sum().backward()
+        return mag.grad
+
+    t = _timings({"win": window_of(fused), "plain": window_of(plain), "whole": whole, "grad": whole_grad},
+                 repeats, sync)
+
+    def fmt(k: str) -> str:
+        return f"{t[k][0] * 1e3:7.1f} ({t[k][1] * 1e3:7.1f}) ms"
+
+    print(f"laion-htsat-tiny-fusion on {device} (torch threads {torch.get_num_threads()}), build "
+          f"{build_s:.1f} s; min (median) of {repeats} interleaved runs, B=1:")
+    print(f"  10 s window (encode)            {fmt('win')}   /non-fusion {t['win'][0] / t['plain'][0]:.2f}")
+    print(f"  non-fusion laion-htsat-tiny     {fmt('plain')}")
+    print(f"  30 s clip fused (encode_fused)  {fmt('whole')}   /window {t['whole'][0] / t['win'][0]:.2f}")
+    print(f"  30 s fused fwd+bwd to |X|       {fmt('grad')}   fwd+bwd/fwd {t['grad'][0] / t['whole'][0]:.2f}")
+
+
+def bench_pe_audio(repeats: int, device: str) -> None:
+    """PE-Audio (transformers PeAudioModel, default architecture, random weights): one 10 s window,
+    forward and fwd+bwd to |X| (what per-clip LMAC-ZS and IG pay per step)."""
+    import torch
+
+    from lmaczs_cli.models.registry import create_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        model = create_model("pe-audio", ckpt="random", device=device)
+        build_s = time.perf_counter() - t0
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    g = torch.Generator().manual_seed(0)
+    wave = model.fit_window((0.1 * torch.randn(model.window_samples, generator=g)).to(dev)).wave[None]
+    n_params = sum(p.numel() for p in model.parameters())
+
+    def fwd() -> object:
+        with torch.no_grad():
+            return model.encode(model.spectrogram(wave)[0]).embedding
+
+    def grad() -> object:
+        mag = model.spectrogram(wave)[0].requires_grad_(True)
+        model.encode(mag).embedding.sum().backward()
+        return mag.grad
+
+    t = _timings({"fwd": fwd} if FORWARD_ONLY else {"fwd": fwd, "grad": grad}, repeats, sync)
+    print(f"pe-audio on {device} (torch threads {torch.get_num_threads()}), {n_params / 1e6:.0f} M "
+          f"parameters, build {build_s:.1f} s; per {model.window_seconds:g} s window, min (median) of "
+          f"{repeats} runs, B=1:")
+    print(f"  encode          {t['fwd'][0] * 1e3:8.1f} ({t['fwd'][1] * 1e3:8.1f}) ms")
+    if "grad" in t:
+        print(f"  fwd+bwd to |X|  {t['grad'][0] * 1e3:8.1f} ({t['grad'][1] * 1e3:8.1f}) ms   "
+              f"fwd+bwd/fwd {t['grad'][0] / t['fwd'][0]:.2f}")
+
 
 def bench_cli_help(repeats: int, device: str) -> None:
     """Wall time of ``lmaczs --help`` against a bare interpreter start."""
@@ -226,15 +311,22 @@ def bench_cli_help(repeats: int, device: str) -> None:
           f"ratio {h / tt:.2f}")
 
 
-BENCHES = {"help": bench_cli_help, "laion": bench_laion, "hf": bench_hf, "msclap": bench_msclap}
+#: ``--forward-only``: skip pe-audio's fwd+bwd (many GB of memory for the 48 kHz codec's backward)
+FORWARD_ONLY = False
+
+BENCHES = {"help": bench_cli_help, "laion": bench_laion, "hf": bench_hf, "msclap": bench_msclap,
+           "fusion": bench_fusion, "pe-audio": bench_pe_audio}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated: help, laion, hf, msclap")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated: " + ", ".join(BENCHES))
+    ap.add_argument("--forward-only", action="store_true", help="pe-audio: forward pass only (less memory)")
     args = ap.parse_args()
+    global FORWARD_ONLY
+    FORWARD_ONLY = args.forward_only
     for name in args.only.split(","):
         BENCHES[name.strip()](args.repeats, args.device)
 

@@ -93,6 +93,13 @@ class Explanation(TimeSpans):
     _activity: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
+    def fusion(self) -> dict | None:
+        """How a fused model saw this clip when it is longer than one window (``similarity`` and
+        ``masked_similarity`` are then the fused view's: crop rule, crop starts in frames); None:
+        scored window by window (the mean over windows), or the clip fits one window."""
+        return self._result.fusion
+
+    @property
     def mask_mean(self) -> float:
         """Mean of the mask: the share of the clip's time-frequency bins kept."""
         return float(self.mask.mean())
@@ -256,6 +263,9 @@ def explain_to_folder(
     from lmaczs_cli.streaming import explain_clip_streaming, streamable
 
     model = _model_of(explainer)
+    if getattr(model, "fuses_long_clips", False):
+        raise ValueError(f"model {model.name!r} sees a long clip whole (fusion): use explain() and "
+                         "Explanation.save")
     if not streamable(model):
         raise ValueError(f"model {model.name!r} has its own spectrogram: use explain() and Explanation.save")
     return explain_clip_streaming(

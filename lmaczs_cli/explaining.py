@@ -6,6 +6,13 @@ explain`` / ``lmaczs baseline``: the method is whatever
 clips are batched together; each window is encoded once, its hidden maps are
 reused for every prompt, and ``score=False`` skips the masked-similarity pass.
 
+A model that sees a long clip *whole* (``model.fuses_long_clips``: LAION feature fusion,
+:mod:`lmaczs_cli.models.fusion`) gets the same window-by-window masks, but a clip longer than one
+window is scored as the model sees it: the similarity ``s`` is that of ``model.encode_fused`` of
+the whole clip's magnitude (shrunk whole clip + crops at the recorded positions, ``ClipResult.fusion``)
+and the masked similarity ``s~`` that of ``encode_fused`` of the whole masked clip (the stitched mask
+times the whole magnitude); top-k prompts are chosen by the fused similarities too.
+
 A *clip record* is a dict with ``path`` (a name), ``wave`` (mono [N] at the
 model's rate), ``orig_sample_rate`` and ``orig_num_samples`` (the source's own
 rate and length, for the listenable output).
@@ -48,6 +55,8 @@ class ClipResult:
     n_stft: int = 0
     #: whether the clip looks like audio the model knows (most of its windows do); None: unknown
     in_domain: bool | None = None
+    #: a fused model's view of a clip longer than one window (crop rule and positions); None: per window
+    fusion: dict | None = None
 
 
 class ExplainEngine:
@@ -90,11 +99,16 @@ class ExplainEngine:
         sims_w = emb_w @ self.text.float().T  # [W, P_all]
         known = model.domain_check(emb_w, Encoded(emb_w, hid_w), mag_w)  # [W] or None
         results, pairs = [], []
+        whole: dict[int, torch.Tensor] = {}  # clip -> the magnitude its fused view is computed from
         offset = 0
         for ci, rec in enumerate(records):
             idx = list(range(offset, offset + len(clip_windows[ci])))
             offset += len(idx)
             clip_sims = sims_w[idx].mean(0)
+            fusion = None
+            if getattr(model, "fuses_long_clips", False) and len(idx) > 1:
+                whole[ci], clip_sims = self._fused_similarities(waves_c[ci])
+                fusion = model.fusion_record(int(waves_c[ci].shape[-1]))
             wave = waves_c[ci]
             if idx[0] in phase_w:  # copies: a view would keep every window of the batch alive
                 mag_c, ph_c = mag_w[idx[0]].clone(), phase_w[idx[0]].clone()
@@ -102,7 +116,7 @@ class ExplainEngine:
                 mag_c, ph_c = (t[0] for t in model.spectrogram(wave[None]))
             inside = None if known is None else bool(known[idx].float().mean() >= 0.5)
             results.append(ClipResult(rec, mag_c, ph_c, clip_sims.cpu(), n_stft=int(wave.shape[-1]),
-                                      in_domain=inside))
+                                      in_domain=inside, fusion=fusion))
             pairs += [(ci, int(p), idx) for p in choose(clip_sims)]
         flat_pairs = [(p, w) for _, p, idx in pairs for w in idx]
         masks_w, msims_w = self._pair_masks(flat_pairs, mag_w, emb_w, hid_w)
@@ -112,11 +126,26 @@ class ExplainEngine:
             ms = msims_w[pos : pos + len(idx)] if msims_w is not None else None
             pos += len(idx)
             mask = stitch_masks(m, clip_windows[ci], results[ci].n_stft, model.stft_config.hop_length)
-            results[ci].pairs.append(PairResult(
-                p, mask.clamp(0, 1), float(sims_w[idx, p].mean()),
-                float(ms.mean()) if ms is not None else None,
-            ))
+            s, s_masked = float(sims_w[idx, p].mean()), (float(ms.mean()) if ms is not None else None)
+            if ci in whole:  # the whole clip as the model sees it: s and s~ of the fused view
+                s = float(results[ci].similarities[p])
+                if self.score:
+                    s_masked = float(self._fused_similarities(None, mask.clamp(0, 1) * whole[ci], p)[1])
+            results[ci].pairs.append(PairResult(p, mask.clamp(0, 1), s, s_masked))
         return results
+
+    @torch.no_grad()
+    def _fused_similarities(self, wave: torch.Tensor | None, magnitude: torch.Tensor | None = None,
+                            prompt: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fused model's whole-clip magnitude [F, T] (of ``wave``, through the model's own input
+        policy, or ``magnitude`` as given) and its fused similarities [P_all] (or to ``prompt``)."""
+        model = self.model
+        with self._ctx():
+            if magnitude is None:
+                magnitude = model.spectrogram(model.whole_clip_wave(wave)[None])[0][0]
+            emb = model.encode_fused(magnitude[None]).embedding.float()[0]
+        text = self.text.float() if prompt is None else self.text[prompt].float()
+        return magnitude, text @ emb
 
     def _encode_windows(self, flat: list[ClipWindow]) -> tuple[torch.Tensor, torch.Tensor, list]:
         """Magnitudes, embeddings and hidden maps of the windows (batched)."""

@@ -74,8 +74,11 @@ def _cache_dir() -> Path:
 def model_record(model: Any) -> dict[str, Any]:
     """The model's name, checkpoint path and digest, and whether its weights are random."""
     path = getattr(model, "checkpoint_path", None)
-    return {"name": model.name, "checkpoint": path or "random", "checkpoint_sha256": file_sha256(path),
-            "random_weights": bool(getattr(model, "random_weights", path is None))}
+    rec = {"name": model.name, "checkpoint": path or "random", "checkpoint_sha256": file_sha256(path),
+           "random_weights": bool(getattr(model, "random_weights", path is None))}
+    if getattr(model, "fuses_long_clips", False):  # how its crops of a long clip are chosen
+        rec["fusion_rule"] = getattr(model, "crop_rule", None)
+    return rec
 
 
 def method_identity(explainer: Any) -> dict[str, str]:
@@ -136,6 +139,12 @@ class RunRecord:
         want = self.row_fields(str(row.get("method") or ""))
         return all(str(row.get(k) or "") == ("" if want[k] is None else str(want[k]))
                    for k in ALIKE_FIELDS)
+
+    def note_fusion(self, clip: str, view: Mapping[str, Any] | None) -> None:
+        """Record how a fused model saw a clip longer than one window (crop rule, crop starts in
+        frames, sizes: ``fusion_record``) under run.json's ``fusion``, by clip."""
+        if view:
+            self.data.setdefault("fusion", {})[clip] = dict(view)
 
     def write(self, out: Path, warnings: list[str], extra: dict[str, Any] | None = None,
               summary: bool = True) -> None:

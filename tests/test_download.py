@@ -201,7 +201,9 @@ def test_catalogue_pins_the_default_checkpoint() -> None:
     art = catalogue.clap_artifact("630k-audioset-best.pt")
     assert art.url == "https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"
     assert art.size == 1_863_587_645 and art.sha256 is not None and len(art.sha256) == 64
-    assert all("fusion" not in n for n in catalogue.clap_checkpoints())
+    fusion = catalogue.clap_artifact("laion-htsat-tiny-fusion")  # the laion_clap package's own URL
+    assert fusion.name == "630k-audioset-fusion-best.pt"
+    assert fusion.url == "https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-fusion-best.pt"
     from lmaczs_cli.cli.download import DEFAULT_NAME
     from lmaczs_cli.models.laion.checkpoint import DEFAULT_CHECKPOINTS
 
@@ -239,12 +241,19 @@ def test_cli_checksum_mismatch_exit_1_one_line(base: str, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("name", "message"),
     [("nope.pt", "unknown checkpoint 'nope.pt'"),
-     ("630k-audioset-fusion-best.pt", "fusion checkpoints are not supported"),
      ("../evil.pt", "must be a plain file name")],
 )
 def test_cli_refuses_bad_names_exit_2(name: str, message: str, tmp_path: Path) -> None:
     res = _run(["clap", name], tmp_path)
     assert res.exit_code == 2 and message in res.stderr
+
+
+def test_cli_lists_the_fusion_checkpoints_offline(tmp_path: Path) -> None:
+    res = _run(["clap", "--list"], tmp_path)
+    assert res.exit_code == 0, res.output
+    lines = {line.split("\t")[0]: line for line in res.stdout.splitlines() if "\t" in line}
+    assert "laion-htsat-tiny-fusion" in lines["630k-audioset-fusion-best.pt"]
+    assert "630k-fusion-best.pt" in lines
 
 
 def test_cli_tokenizer_command(base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

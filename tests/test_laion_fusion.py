@@ -280,5 +280,9 @@ def test_a_fusion_pt_file_loads_into_the_fusion_model_only(laion: LaionClapFused
     assert loaded.checkpoint == path.name and not loaded.random_weights
     for a, b in zip(loaded.clap.state_dict().values(), laion.clap.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    with pytest.raises(UsageError, match="fusion checkpoints are not supported"):
+    with pytest.raises(UsageError, match="fusion checkpoints are not supported.*laion-htsat-tiny-fusion"):
         build_htsat_tiny(ckpt=str(path), tokenizer_dir=tok)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        named = create_model("laion-htsat-tiny-fusion", ckpt=str(path), tokenizer_dir=tok)
+    assert isinstance(named, LaionClapFused) and named.fuses_long_clips

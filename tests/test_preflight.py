@@ -63,6 +63,7 @@ def test_a_bare_machine_hears_everything_that_is_missing_at_once(tmp_path: Path)
     [
         (["--clap", "ms-clap-2022"], "`lmaczs download clap ms-clap-2022`"),
         (["--clap", "hf:laion/clap-htsat-unfused"], "`lmaczs download clap hf:laion/clap-htsat-unfused`"),
+        (["--clap", "laion-htsat-tiny-fusion"], "`lmaczs download clap 630k-audioset-fusion-best.pt`"),
         (
             ["--clap", "laion-htsat-tiny", "--clap-ckpt", "random", "--require-decoder"],
             "an LMAC-ZS decoder trained for laion-htsat-tiny",

@@ -63,8 +63,6 @@ def clap_artifact(name: str, url: str | None = None, sha256: str | None = None) 
             name, url, known.size if same else None, sha256 or (known.sha256 if same else None)
         )
     if known is None:
-        if "fusion" in name:
-            raise UsageError(f"{name}: fusion checkpoints are not supported by lmaczs")
         names = ", ".join([*aliases, *checkpoints])
         raise UsageError(f"unknown checkpoint {name!r}; choose one of: {names} (or pass --url)")
     if sha256:

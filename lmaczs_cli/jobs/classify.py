@@ -46,7 +46,8 @@ class ClassifyResult:
 
 
 def run_classify(cfg: ClassifyConfig, reporter: Reporter | None = None) -> ClassifyResult:
-    """Rank the prompts for every clip (its first model window) by zero-shot probability."""
+    """Rank the prompts for every clip (its first model window; a fusion model: the whole clip as it
+    sees it) by zero-shot probability."""
     from lmaczs_cli.data.prompts import duplicate_warning, resolve_prompts
     from lmaczs_cli.inputs import collect_inputs, shard_inputs
     from lmaczs_cli.outdir import check_out_dir
@@ -89,14 +90,18 @@ def _classify(cfg: ClassifyConfig, rep: Reporter, prompts: list, inputs: Inputs,
         rep.error(f"lmaczs: {p.reason}")
         rows.append({"clip": p.path, "status": "error", "error": p.reason})
     failed = len(inputs.problems)
+    fused = getattr(model, "fuses_long_clips", False)
+    views: dict[str, dict] = {}  # a fused model's view of each clip longer than one window
+    batches = (_whole_clip_batches(paths, model, run.batch_size, run.num_workers) if fused
+               else window_batches(paths, model, run.batch_size, run.num_workers))
     with rep.progress(len(paths), "classify") as advance:
-        for batch in window_batches(paths, model, run.batch_size, run.num_workers):
+        for batch in batches:
             for i, e in enumerate(batch["error"]):
                 if e is not None:
                     failed += 1
                     rep.error(f"lmaczs: {e}")
                     rows.append({"clip": batch["path"][i], "status": "error", "error": e})
-            rows += _top_k(model, batch, text, prompts, k, run.precision)
+            rows += _top_k(model, batch, text, prompts, k, run.precision, views)
             advance(len(batch["error"]))
     touched = {r["clip"] for r in rows}
     warning = domain_warning({r["clip"]: r.get("in_domain") for r in rows if r.get("status") == "ok"},
@@ -105,6 +110,13 @@ def _classify(cfg: ClassifyConfig, rep: Reporter, prompts: list, inputs: Inputs,
         rep.warn(warning)
     record = RunRecord("classify", model, {}, None, run)
     record.join(ranks.gather(record.run_id)[0], shard.record())
+    for clip, view in views.items():
+        record.note_fusion(clip, view)
+    if views:
+        rep.warn(f"{model.name} sees a clip longer than {model.window_seconds:g} s whole (feature fusion): "
+                 f"{len(views)} clip{'s' if len(views) != 1 else ''} scored by the fused embedding (the "
+                 f"whole clip shrunk to one window + three crops at starts chosen by rule "
+                 f"{getattr(model, 'crop_rule', '?')!r}, recorded per clip in run.json 'fusion')")
     for r in rows:
         r.update(run_id=record.run_id, model=model.name)
         rep.result({c: r.get(c) for c in COLUMNS if r.get(c) is not None})
@@ -122,19 +134,49 @@ def _classify(cfg: ClassifyConfig, rep: Reporter, prompts: list, inputs: Inputs,
     return ClassifyResult(rows, failed, n, csv_path)
 
 
+def _whole_clip_batches(paths, model, batch_size: int, num_workers: int):
+    """Batches of whole clips (``wave``: a list of [N] at the model's rate) for a fusion model."""
+    from lmaczs_cli.data.loading import whole_clip_records
+
+    for records in whole_clip_records(paths, model.sample_rate, batch_size, num_workers):
+        yield {"path": [r["path"] for r in records], "error": [r["error"] for r in records],
+               "wave": [r["wave"] for r in records]}
+
+
+def _embed(model, batch: dict, ok: list[int], views: dict[str, dict]):
+    """Embeddings [B, D], the encoder output and magnitude for the domain check (or None) of the
+    usable clips: their first window, or (a fusion model, a list of whole clips) each clip as the
+    model sees it, recording the fused view of the clips longer than one window in ``views``."""
+    if not isinstance(batch["wave"], list):
+        mag, _ = model.spectrogram(batch["wave"][ok].to(model.device))
+        enc = model.encode(mag)
+        return enc.embedding.float(), enc, mag
+    embs = []
+    for i in ok:
+        wave = batch["wave"][i].to(model.device)
+        if wave.shape[-1] <= model.window_samples:
+            mag, _ = model.spectrogram(model.fit_window(wave).wave[None])
+            embs.append(model.encode(mag).embedding.float())
+            continue
+        mag, _ = model.spectrogram(model.whole_clip_wave(wave)[None])
+        embs.append(model.encode_fused(mag).embedding.float())
+        views[batch["path"][i]] = model.fusion_record(int(wave.shape[-1]))
+    return torch.cat(embs), None, None
+
+
 @torch.no_grad()
-def _top_k(model, batch: dict, text: torch.Tensor, prompts, k: int, precision: str) -> list[dict]:
+def _top_k(model, batch: dict, text: torch.Tensor, prompts, k: int, precision: str,
+           views: dict[str, dict]) -> list[dict]:
     from lmaczs_cli.runtime import autocast
 
     ok = [i for i, e in enumerate(batch["error"]) if e is None]
     if not ok:
         return []
     with autocast(model.device, precision):
-        mag, _ = model.spectrogram(batch["wave"][ok].to(model.device))
-        enc = model.encode(mag)
-        emb = enc.embedding.float()
+        emb, enc, mag = _embed(model, batch, ok, views)
     sims = emb @ text.T
-    known = model.domain_check(emb, enc, mag)  # [B] bool, or None: the model cannot tell
+    # [B] bool, or None: the model cannot tell (fusion models cannot)
+    known = None if enc is None else model.domain_check(emb, enc, mag)
     probs = torch.softmax(model.logit_scale * sims, dim=-1)
     top = probs.topk(k, dim=-1)
     rows = []

@@ -165,6 +165,8 @@ def _run(cfg: ExplainConfig, rep: Reporter, prompts: list[Prompt], inputs: Input
             for ex in explainers:
                 failed |= _explain_with(ex, inputs.paths, prompts, cfg, table, rep)
             table.flush()
+            if record.data.get("fusion"):
+                rep.warn(fusion_note(model, len(record.data["fusion"])))
         finally:
             _trust_report(table, model, rep)
             record.write(cfg.out, rep.warnings, {"inputs": len(inputs.paths) + len(inputs.problems)},
@@ -179,6 +181,17 @@ def _run(cfg: ExplainConfig, rep: Reporter, prompts: list[Prompt], inputs: Input
         rep.notice(f"lmaczs: {len(failed)} of {n_inputs} inputs failed{where}")
     ranks.gather(None)  # every rank is done: none exits while another still writes
     return result
+
+
+def fusion_note(model, clips: int) -> str:
+    """What is fused and what is per window when a fusion model explains clips longer than a window."""
+    window = f"{model.window_seconds:g} s"
+    return (f"{model.name} sees a clip longer than {window} whole (feature fusion): for {clips} such "
+            f"clip{'s' if clips != 1 else ''}, similarity and masked_similarity are the fused "
+            f"embedding's (the whole clip shrunk to one window + three {window} crops at starts chosen by "
+            f"rule {getattr(model, 'crop_rule', '?')!r}, recorded per clip in run.json 'fusion'; the "
+            f"masked clip is the whole clip times the mask); the mask itself is computed window by "
+            f"window ({window} windows, 50% overlap) and stitched over the whole clip")
 
 
 def _decoder_fallback(cfg: ExplainConfig) -> list[str]:
@@ -300,6 +313,7 @@ def clip_warning(clip: str, wave=None) -> str | None:
 def _row(e, paths: dict[str, Path], record: RunRecord) -> dict:
     """The results.csv row of one written explanation (an ``Explanation`` or a ``StreamedExplanation``)."""
     result = getattr(e, "_result", None)
+    record.note_fusion(e.clip, getattr(e, "fusion", None))
     return {
         "clip": e.clip, "prompt": e.prompt, "label": e.label, "method": e.method, "rank": e.rank,
         "similarity": e.similarity, "masked_similarity": e.masked_similarity, "mask_mean": e.mask_mean,

@@ -89,6 +89,18 @@ class ZeroShotModel(nn.Module, ABC):
     #: random weights with a stand-in text tokenizer (no tokenizer files were found)
     stub_tokenizer: bool = False
 
+    #: True when the model sees a clip longer than one window *whole* (LAION feature fusion: the
+    #: whole clip shrunk to one window plus crops, :mod:`lmaczs_cli.models.fusion`). Such a model
+    #: has ``encode_fused(magnitude)`` (embedding of a whole clip's magnitude, differentiable),
+    #: ``fusion_record(n_samples)`` (the recorded crop rule and positions) and
+    #: :meth:`whole_clip_wave`; explain and classify score a long clip with ``encode_fused``.
+    fuses_long_clips: bool = False
+
+    def whole_clip_wave(self, wave: torch.Tensor) -> torch.Tensor:
+        """A whole clip [..., N] as the model's own input policy gives it to ``encode_fused``
+        (LAION: the int16 round trip); the identity by default."""
+        return wave
+
     @property
     def random_weights(self) -> bool:
         """True when the weights are random (``--clap-ckpt random``): results mean nothing."""

@@ -111,6 +111,12 @@ register_model(
     "LAION-CLAP, HTSAT-base audio + RoBERTa text, non-fusion",
 )
 register_model(
+    "laion-htsat-tiny-fusion",
+    "lmaczs_cli.models.laion.fusion:build_htsat_tiny_fusion",
+    "LAION-CLAP fusion, HTSAT-tiny + RoBERTa (630k-audioset-fusion-best.pt): a clip longer than 10 s "
+    "is scored whole (shrunk clip + 3 crops at recorded positions)",
+)
+register_model(
     "small",
     "lmaczs_cli.models.small.model:load_small",
     "bundled small CLAP-style model trained on the synthetic sound world (offline)",

@@ -104,7 +104,12 @@ def clip_windows(path: Path | str, model: ZeroShotModel) -> int | None:
 
 
 def is_long(path: Path | str, model: ZeroShotModel, min_windows: int | None = None) -> bool:
-    """True when ``path`` should be streamed: at least ``min_windows`` (``STREAM_MIN_WINDOWS``) windows."""
+    """True when ``path`` should be streamed: at least ``min_windows`` (``STREAM_MIN_WINDOWS``) windows.
+
+    Never for a model that sees a long clip whole (``fuses_long_clips``): its fused view needs the
+    whole clip, so such clips are explained in memory."""
+    if getattr(model, "fuses_long_clips", False):
+        return False
     n = clip_windows(path, model)
     limit = STREAM_MIN_WINDOWS if min_windows is None else min_windows
     return n is not None and n >= limit and streamable(model)

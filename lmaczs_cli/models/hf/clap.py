@@ -168,6 +168,12 @@ class HfClap(ZeroShotModel):
     crop_rule: str = DEFAULT_RULE
 
     @property
+    def fuses_long_clips(self) -> bool:  # type: ignore[override]
+        """True for a fusion checkpoint (``laion/clap-htsat-fused``): told from its extractor's
+        ``truncation="fusion"`` (checked against the encoder's ``enable_fusion`` when loading)."""
+        return self.truncation == "fusion"
+
+    @property
     def chunk_frames(self) -> int:
         """Frames of one window (the extractor's ``max_length // hop_length + 1``)."""
         return self.window_samples // self.stft_config.hop_length + 1

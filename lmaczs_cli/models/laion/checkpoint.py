@@ -33,18 +33,20 @@ DEFAULT_CHECKPOINTS = {
     "HTSAT-tiny": "630k-audioset-best.pt",
     "HTSAT-base": "music_speech_audioset_epoch_15_esc_89.98.pt",
 }
+#: default fusion checkpoint per HTSAT size (``laion-htsat-tiny-fusion``; the package's model id 3)
+DEFAULT_FUSION_CHECKPOINTS = {"HTSAT-tiny": "630k-audioset-fusion-best.pt"}
 #: HTSAT size from the patch-embedding width of a checkpoint
 _WIDTH_TO_AMODEL = {96: "HTSAT-tiny", 128: "HTSAT-base", 256: "HTSAT-large"}
 _AMODEL_TO_MODEL = {"HTSAT-tiny": "laion-htsat-tiny", "HTSAT-base": "laion-htsat-base"}
 POSITION_IDS = "text_branch.embeddings.position_ids"
 
 
-def resolve_checkpoint(ckpt: str | os.PathLike[str] | None, amodel: str) -> Path | None:
+def resolve_checkpoint(ckpt: str | os.PathLike[str] | None, amodel: str, fusion: bool = False) -> Path | None:
     """Path of the checkpoint to load, or ``None`` for ``"random"`` weights (see
-    :func:`lmaczs_cli.downloads.cache.find_clap_checkpoint`)."""
-    default = DEFAULT_CHECKPOINTS[amodel]
+    :func:`lmaczs_cli.downloads.cache.find_clap_checkpoint`); ``fusion``: a fusion model's."""
+    default = (DEFAULT_FUSION_CHECKPOINTS if fusion else DEFAULT_CHECKPOINTS)[amodel]
     return find_clap_checkpoint(ckpt, default, family="LAION-CLAP", get=None, get_default=default,
-                                ext=".pt", label="LAION-CLAP")
+                                ext=".pt", label="LAION-CLAP fusion" if fusion else "LAION-CLAP")
 
 
 # -- safe reading ---------------------------------------------------------------
@@ -167,9 +169,9 @@ def laion_state_dict(obj: Any, source: str = "checkpoint", fusion: bool = False)
     is_fusion = any(".fusion_model." in k or ".mel_conv" in k for k in sd)
     if is_fusion and not fusion:
         raise UsageError(
-            f"{source}: fusion checkpoints are not supported by this model; use a non-fusion one such as "
-            "630k-audioset-best.pt (`lmaczs download clap`); fusion models load from Python for now "
-            "(lmaczs_cli.models.laion.fusion.build_htsat_tiny_fusion)"
+            f"{source}: fusion checkpoints are not supported by this model; load it with "
+            "--clap laion-htsat-tiny-fusion, or use a non-fusion one such as 630k-audioset-best.pt "
+            "(`lmaczs download clap`)"
         )
     if fusion and not is_fusion:
         raise UsageError(f"{source}: not a fusion checkpoint; load it with --clap laion-htsat-tiny or "
@@ -197,12 +199,14 @@ def preflight_missing(clap: str, ckpt: str | None, tokenizer_dir: os.PathLike[st
     """What a LAION-CLAP run lacks on this machine (checkpoint, roberta-base tokenizer), without torch."""
     from lmaczs_cli.models.laion.tokenizer import resolve_tokenizer_dir
 
-    amodel = "HTSAT-tiny" if clap.endswith("tiny") else "HTSAT-base"
+    fusion = clap.endswith("-fusion")
+    amodel = "HTSAT-tiny" if clap.removesuffix("-fusion").endswith("tiny") else "HTSAT-base"
     out = []
     try:
-        resolve_checkpoint(ckpt, amodel)
+        resolve_checkpoint(ckpt, amodel, fusion)
     except UsageError:
-        name = DEFAULT_CHECKPOINTS[amodel] if not ckpt else Path(str(ckpt)).name
+        default = (DEFAULT_FUSION_CHECKPOINTS if fusion else DEFAULT_CHECKPOINTS)[amodel]
+        name = default if not ckpt else Path(str(ckpt)).name
         out.append(f"the {clap} checkpoint {name} (`lmaczs download clap {name}`, or --clap-ckpt FILE)")
     if str(ckpt) != "random":
         try:

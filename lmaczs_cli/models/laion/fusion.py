@@ -29,9 +29,11 @@ from lmaczs_cli.errors import UsageError
 from lmaczs_cli.models.base import Encoded
 from lmaczs_cli.models.fusion import DEFAULT_RULE, crop_starts, fused_mel, fusion_record, htk_filterbank
 from lmaczs_cli.models.laion.checkpoint import (
+    DEFAULT_FUSION_CHECKPOINTS,
     checkpoint_amodel,
     laion_state_dict,
     read_checkpoint,
+    resolve_checkpoint,
 )
 from lmaczs_cli.models.laion.model import (
     LaionClap,
@@ -44,7 +46,7 @@ from lmaczs_cli.models.laion.model import (
 
 AMIN = 1e-10  # AmplitudeToDB's amin (ref 1.0, top_db None)
 #: the package's fusion checkpoint (model id 3 in ``CLAP_Module.load_ckpt``)
-DEFAULT_FUSION_CHECKPOINT = "630k-audioset-fusion-best.pt"
+DEFAULT_FUSION_CHECKPOINT = DEFAULT_FUSION_CHECKPOINTS["HTSAT-tiny"]
 
 
 class LaionClapFused(LaionClap):
@@ -59,6 +61,12 @@ class LaionClapFused(LaionClap):
         self.register_buffer("mel_fb", fb, persistent=False)  # [F, n_mels]
         #: how the 3 crops of a long clip are chosen (:func:`lmaczs_cli.models.fusion.crop_starts`)
         self.crop_rule = crop_rule
+
+    fuses_long_clips = True
+
+    def whole_clip_wave(self, wave: torch.Tensor) -> torch.Tensor:
+        """The package's int16 round trip, applied to the whole clip before its fused view."""
+        return self._quantized(wave)
 
     @property
     def chunk_frames(self) -> int:
@@ -125,10 +133,7 @@ def build_laion_fused(
     crop_rule: str = DEFAULT_RULE,
 ) -> LaionClapFused:
     """Resolve a fusion checkpoint (``ckpt``: a file, or ``"random"``), build, load, move."""
-    from lmaczs_cli.downloads.cache import find_clap_checkpoint
-
-    path = find_clap_checkpoint(ckpt, DEFAULT_FUSION_CHECKPOINT, family="LAION-CLAP", get=None,
-                                get_default=DEFAULT_FUSION_CHECKPOINT, ext=".pt", label="LAION-CLAP fusion")
+    path = resolve_checkpoint(ckpt, amodel, fusion=True)
     stub = tokenizer_stub(tokenizer_dir, path)
     sd = None
     if path is not None:
