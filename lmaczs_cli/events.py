@@ -14,7 +14,7 @@ ground-truth job share one definition:
   peak activity).
 
 The thresholds and gaps (:data:`DECODING`) were chosen per method on scenes of the synthetic world's
-seed 777 (``python -m lmaczs_cli.jobs.groundtruth --seed 777 --tune-segments``), never on the
+seed 777 (``python -m lmaczs_cli.dev.groundtruth --seed 777 --tune-segments``), never on the
 held-out seed the tables report.
 """
 

@@ -1,5 +1,6 @@
-"""The shape of the package: nothing outside cli/ imports cli/, options are declared once and shared,
-every model-running command has the shared options, functions stay short."""
+"""The shape of the package: nothing outside cli/ imports cli/, only cli/ and dev/ parse a command
+line, options are declared once and shared, every model-running command has the shared options,
+functions stay short."""
 
 from __future__ import annotations
 
@@ -46,6 +47,46 @@ def test_nothing_outside_cli_imports_cli() -> None:
 def test_the_import_rule_test_catches_an_offender() -> None:  # the check above can fail
     tree = ast.parse("def f():\n    from lmaczs_cli.cli.common import err\n")
     assert "lmaczs_cli.cli.common" in _imported(tree)
+
+
+#: modules outside cli/ and dev/ that read sys.argv, and why (none of them may parse it)
+ARGV_READERS = {
+    "provenance.py": "copies sys.argv into run.json as a record of the run",
+    "jobs/train/trainer.py": "copies sys.argv into a training run's config.json as a record",
+}
+
+
+def _command_line_use(tree: ast.AST) -> set[str]:
+    """``argparse`` (or ``optparse``/``getopt``) when imported, ``sys.argv`` when read."""
+    used = {n for n in _imported(tree) if n.split(".")[0] in ("argparse", "optparse", "getopt")}
+    used |= {"sys.argv"} if "sys.argv" in _imported(tree) else set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr == "argv"
+                and isinstance(node.value, ast.Name) and node.value.id == "sys"):
+            used.add("sys.argv")
+    return used
+
+
+def test_only_cli_and_dev_parse_a_command_line() -> None:
+    """Research commands live in dev/ (``python -m lmaczs_cli.dev.…``), the user CLI in cli/; library
+    modules take arguments, not argv (the older ``python -m`` paths only import dev's ``main``)."""
+    offenders = []
+    for path in _modules():
+        rel = path.relative_to(PKG)
+        if rel.parts[0] in ("cli", "dev"):
+            continue
+        used = _command_line_use(ast.parse(path.read_text()))
+        if rel.as_posix() in ARGV_READERS:
+            used.discard("sys.argv")
+        offenders += [f"{rel.as_posix()}: {n}" for n in sorted(used)]
+    assert offenders == []
+
+
+def test_the_command_line_rule_catches_an_offender() -> None:
+    assert _command_line_use(ast.parse("def f():\n    import argparse\n")) == {"argparse"}
+    assert _command_line_use(ast.parse("import sys\nx = sys.argv[1:]\n")) == {"sys.argv"}
+    assert _command_line_use(ast.parse("from sys import argv\n")) == {"sys.argv"}
+    assert _command_line_use(ast.parse("import sys\nsys.exit(0)\n")) == set()
 
 
 def _option_calls(path: Path) -> list[int]:
@@ -138,3 +179,24 @@ def test_each_family_lives_in_its_folder() -> None:
         assert folder in folders and (PKG / "models" / folder / "family.py").is_file(), family.name
     assert not [p.name for p in (PKG / "models").glob("*.py")
                 if p.name.startswith(("laion", "msclap", "hf_", "pe_audio"))]
+
+
+@pytest.mark.parametrize("old, new", [
+    ("lmaczs_cli.jobs.groundtruth", "lmaczs_cli.dev.groundtruth"),
+    ("lmaczs_cli.models.small_training", "lmaczs_cli.dev.small_training"),
+    ("lmaczs_cli.models.small_domain", "lmaczs_cli.dev.small_domain"),
+])
+def test_the_older_research_paths_run_the_dev_commands(
+    old: str, new: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``python -m <old> …`` (quoted by the bundled model's card and older issues) runs dev's main."""
+    import runpy
+    import warnings
+
+    monkeypatch.setattr("sys.argv", [old, "--help"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # runpy: the module was imported before
+        with pytest.raises(SystemExit) as done:
+            runpy.run_module(old, run_name="__main__", alter_sys=True)
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m {new} ")

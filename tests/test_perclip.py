@@ -153,7 +153,7 @@ def test_class_term_matches_hand_computation() -> None:
 def test_groundtruth_command_scores_several_methods_in_one_table(capsys: pytest.CaptureFixture) -> None:
     import json
 
-    from lmaczs_cli.jobs.groundtruth import main
+    from lmaczs_cli.dev.groundtruth import main
 
     assert main(["--n", "3", "--scenes", "crowded", "--method", "all-ones", "--method", "empty",
                  "--method", "random-rectangle", "--table"]) == 0

@@ -207,7 +207,7 @@ def test_domain_check_both_ways(esc50_mini: Path) -> None:
 
 
 def test_domain_statistics_match_the_shipped_weights() -> None:
-    """Retraining the small model without `python -m lmaczs_cli.models.small_domain --write` fails here."""
+    """Retraining the small model without `python -m lmaczs_cli.dev.small_domain --write` fails here."""
     import lmaczs_cli
     from lmaczs_cli.models.small import domain as small_domain
     from lmaczs_cli.models.small.model import bundled_weights

@@ -1,7 +1,8 @@
-"""``python -m lmaczs_cli.models.small_domain``: the documented command (docs/results.md) kept at its
-old path; the code is :mod:`lmaczs_cli.models.small.domain`."""
-
-from lmaczs_cli.models.small.domain import main
+"""``python -m lmaczs_cli.models.small_domain``: the older path of ``python -m
+lmaczs_cli.dev.small_domain``; the command is :mod:`lmaczs_cli.dev.small_domain`, the code
+:mod:`lmaczs_cli.models.small.domain`."""
 
 if __name__ == "__main__":
+    from lmaczs_cli.dev.small_domain import main
+
     raise SystemExit(main())

@@ -2,8 +2,8 @@
 
 - :mod:`.family`: its record; :mod:`.model`: :class:`~lmaczs_cli.models.small.model.SmallClap`,
   :func:`~lmaczs_cli.models.small.model.load_small`;
-- :mod:`.training`: how the bundled weights were trained (``python -m lmaczs_cli.models.small_training``);
-- :mod:`.domain`: its out-of-domain flag (``python -m lmaczs_cli.models.small_domain``).
+- :mod:`.training`: how the bundled weights were trained (``python -m lmaczs_cli.dev.small_training``);
+- :mod:`.domain`: its out-of-domain flag (``python -m lmaczs_cli.dev.small_domain``).
 
 The weights stay in ``lmaczs_cli/assets/small/``. Importing this package imports nothing heavy;
 the model's names (``load_small``, ``SmallClap`` ...) are read from :mod:`.model` on first use.

@@ -24,7 +24,7 @@ Callers pass what their encode already gave: ``model.domain_check(embeddings, en
 magnitude)``; with the embedding alone the check falls back to the embedding-only test (its
 own threshold at the same quantile), which is much weaker.
 
-Measured for the bundled weights (``python -m lmaczs_cli.models.small_domain --measure``):
+Measured for the bundled weights (``python -m lmaczs_cli.dev.small_domain --measure``):
 flagged out of domain are 95.2 % of 414 real ESC-50 clips (94 % of esc50-mini's 50), and of
 300 held-out synthetic scenes each (world seed 1000003, split test) 3.0 % of the world's own,
 3.7 % of crowded (3-5 events) and 1.7 % of low-SNR (-5..5 dB) ones. It is a statistical test:
@@ -34,12 +34,11 @@ A run warns when at least ``provenance.DOMAIN_WARN_SHARE`` of its clips are out.
 
 Regenerate after retraining the model::
 
-    python -m lmaczs_cli.models.small_domain --write
+    python -m lmaczs_cli.dev.small_domain --write
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
@@ -231,37 +230,3 @@ def measure(model, check: DomainCheck, esc50: Path | None = None, n: int = 300) 
             flags.append(~check(enc.embedding, side_features(feats, enc.hidden)))
         out[f"real {esc50} ({len(paths)} clips)"] = float(torch.cat(flags).double().mean())
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write ``domain.npz`` for the bundled weights, or measure the shipped one."""
-    from lmaczs_cli.models.small.model import bundled_weights, load_small
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="write assets/small/domain.npz")
-    ap.add_argument("--measure", action="store_true",
-                    help="measure the shipped statistics on held-out synthetic scenes (and --esc50)")
-    ap.add_argument("--esc50", type=Path, help="with --measure: a folder of real .wav clips")
-    args = ap.parse_args(argv)
-    model = load_small()
-    if args.measure:
-        check = load(model, bundled_weights())
-        if check is None:
-            ap.error("no statistics for the bundled weights: run with --write first")
-        for what, share in measure(model, check, args.esc50).items():
-            print(f"{100 * share:5.1f} % flagged out of domain: {what}")
-        return 0
-    stats = fit(model)
-    print(f"threshold {float(stats['threshold']):.2f} (quantile {QUANTILE}) over {N_CAL} scenes, "
-          f"Gaussians from {N_FIT}; digest {stats['digest']}")
-    if args.write:
-        from lmaczs_cli.outputs import atomic_path
-
-        with atomic_path(domain_file(bundled_weights()), suffix=".part.npz") as tmp, tmp.open("wb") as f:
-            np.savez(f, **stats)
-        print(f"wrote {domain_file(bundled_weights())}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,7 +10,7 @@ trained linear projection (LiT-style), so unseen wordings still land near
 their meaning. The shipped weights (``assets/small/model.safetensors``) hold
 only the audio CNN, the projection and the temperature.
 
-Train and measure it with ``python -m lmaczs_cli.models.small_training``.
+Train and measure it with ``python -m lmaczs_cli.dev.small_training``.
 """
 
 from __future__ import annotations

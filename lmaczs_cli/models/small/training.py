@@ -2,13 +2,13 @@
 
 Train from scratch (writes ``model.safetensors`` and ``card.json`` into DIR)::
 
-    python -m lmaczs_cli.models.small_training --out DIR --seed 0 --calibration 3
+    python -m lmaczs_cli.dev.small_training --out DIR --seed 0 --calibration 3
 
 The bundled weights are that command's output copied to ``lmaczs_cli/assets/small/`` (6.4 min
 on one thread; without ``--calibration`` it trains the previous, uncalibrated model).
 Print the acceptance numbers of the bundled weights (or of ``--ckpt FILE``)::
 
-    python -m lmaczs_cli.models.small_training --evaluate
+    python -m lmaczs_cli.dev.small_training --evaluate
 
 Data: ``n_train`` scenes (1-3 events) of the world ``seed``, train indices only,
 captions from training phrases only; log-mel features and the frozen MiniLM
@@ -32,14 +32,10 @@ About 3 minutes on one CPU thread; deterministic for a seed and thread count.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from lmaczs_cli.data import synthetic as world
-from lmaczs_cli.models.small.model import AMIN, DB_MEAN, DB_STD, SmallClap, load_small, minilm_embed
+from lmaczs_cli.models.small.model import AMIN, DB_MEAN, DB_STD, SmallClap, minilm_embed
 
 EVAL_SEED = 1_000_003
 FLOOR = (10 * math.log10(AMIN) - DB_MEAN) / DB_STD  # standardised value of a silent bin
@@ -444,13 +440,14 @@ def calibration_metrics(
     }
 
 
-# -- command line ---------------------------------------------------------------------
-def _card(cfg: TrainConfig, metrics: dict[str, Any], wall: float, argv: list[str]) -> dict:
+# -- the card ------------------------------------------------------------------------
+def training_card(cfg: TrainConfig, metrics: dict[str, Any], wall: float, argv: list[str]) -> dict:
+    """``card.json`` of a training run (``argv``: the arguments of ``lmaczs_cli.dev.small_training``)."""
     return {
         "model": "small",
         "date": dt.date.today().isoformat(),
-        "command": "python -m lmaczs_cli.models.small_training " + " ".join(argv),
-        "eval_command": "python -m lmaczs_cli.models.small_training --evaluate",
+        "command": "python -m lmaczs_cli.dev.small_training " + " ".join(argv),
+        "eval_command": "python -m lmaczs_cli.dev.small_training --evaluate",
         "seed": cfg.seed,
         "train_wall_seconds": round(wall, 1),
         "torch": torch.__version__,
@@ -469,47 +466,3 @@ def _card(cfg: TrainConfig, metrics: dict[str, Any], wall: float, argv: list[str
         "heldout_paraphrases": {k: list(c.heldout) for k, c in world.CLASSES.items()},
         "metrics": metrics,
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(prog="python -m lmaczs_cli.models.small_training",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, help="folder for model.safetensors and card.json")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-train", type=int, default=TrainConfig.n_train)
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--threads", type=int, default=TrainConfig.threads)
-    p.add_argument("--calibration", type=float, default=TrainConfig.calibration,
-                   help="weight of the class-prompt calibration term (0: off)")
-    p.add_argument("--present-target", type=float, default=TrainConfig.present_target)
-    p.add_argument("--absent-target", type=float, default=TrainConfig.absent_target)
-    p.add_argument("--negatives", type=int, default=TrainConfig.negatives,
-                   help="event-free clips added to every batch")
-    p.add_argument("--evaluate", action="store_true", help="only print the acceptance numbers")
-    p.add_argument("--ckpt", help="weights to evaluate (default: the bundled ones)")
-    a = p.parse_args(argv)
-    if a.evaluate:
-        torch.set_num_threads(a.threads)
-        print(json.dumps(evaluate(load_small(a.ckpt)), indent=2))
-        return 0
-    if a.out is None:
-        p.error("--out is required for training")
-    cfg = TrainConfig(seed=a.seed, n_train=a.n_train, epochs=a.epochs, threads=a.threads,
-                      calibration=a.calibration, present_target=a.present_target,
-                      absent_target=a.absent_target, negatives=a.negatives)
-    t0 = time.time()
-    model = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
-    wall = time.time() - t0
-    model.save(a.out / "model.safetensors", {"seed": str(cfg.seed)})
-    metrics = evaluate(model)
-    card = _card(cfg, metrics, wall, argv)
-    from lmaczs_cli.outputs import write_text_atomic
-
-    write_text_atomic(a.out / "card.json", json.dumps(card, indent=2) + "\n")
-    print(json.dumps(metrics, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
