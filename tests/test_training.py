@@ -233,7 +233,7 @@ def test_preset_fills_what_the_command_line_left_at_its_default(tmp_path: Path) 
     w = cfg["weights"]
     assert (w["sim_loss"], w["out_ref"], cfg["select"]) == ("one_sided", "clip", "last")
     assert (cfg["weights"]["l1_on"], cfg["weights"]["l1_mask"], cfg["sim_input"]) == ("power", 0.5, False)
-    assert cfg["decoder_skip"] == 1  # the command line wins over the preset's 2
+    assert cfg["decoder_skip"] == 1  # the command line wins over the preset's 0
     assert len(cfg["extra_prompts"]) == 10  # the preset's --labels synth
     r = CliRunner().invoke(app, ["train", "--clap", "fake", "--data", "synth", "--preset", "nope",
                                  "--out", str(out)])
