@@ -211,10 +211,17 @@ def _trust_report(table: _Table, model, rep: Reporter) -> None:
     from lmaczs_cli.provenance import FAITHFUL_TOL, domain_warning
 
     mine = [r for r in table.mine if r.get("status") == "ok"]
-    unfaithful = sum(1 for r in mine if r.get("faithful") == 0)
-    if unfaithful:
-        rep.warn(f"{unfaithful} of {len(mine)} explanations are not faithful (|s - s~| > {FAITHFUL_TOL}: the "
-                 "masked clip does not keep the similarity); they are marked faithful=0 in results.csv")
+    off = [r for r in mine if r.get("faithful") == 0]
+    if off:
+        above = sum(1 for r in off if float(r["masked_similarity"]) > float(r["similarity"]))
+        why = []
+        if above:
+            why.append(f"{above} match their prompt better than the whole clip (s~ > s: what the map "
+                       "keeps is the prompt's evidence, the clip's other sounds lower s)")
+        if len(off) > above:
+            why.append(f"{len(off) - above} match it less (s~ < s: the map misses evidence)")
+        rep.warn(f"{len(off)} of {len(mine)} explanations are not faithful (|s - s~| > {FAITHFUL_TOL}; "
+                 f"marked faithful=0 in results.csv): {'; '.join(why)}")
     warning = domain_warning({r["clip"]: r.get("in_domain") for r in mine}, model.name, "results.csv")
     if warning:
         rep.warn(warning)
