@@ -98,3 +98,15 @@ def test_packed_precision_round_trips() -> None:
     a = np.random.default_rng(0).standard_normal((7, 7))
     a = a @ a.T
     assert np.allclose(small_domain._unpack(small_domain._pack(a)), a)
+
+
+def test_side_features_are_torch_mean_and_std() -> None:
+    """The fast per-channel statistics equal torch's own (Bessel-corrected over the maps, plain over time)."""
+    g = torch.Generator().manual_seed(0)
+    hidden = [5 * torch.rand(3, 16, 32, 126, generator=g) + 2, torch.randn(3, 128, 8, 31, generator=g)]
+    feats = torch.randn(3, 64, 501, generator=g)
+    ref = torch.cat([hidden[0].mean((2, 3)), hidden[0].std((2, 3)), hidden[1].mean((2, 3)),
+                     hidden[1].std((2, 3)), feats.mean(-1), feats.std(-1, correction=0)], 1)
+    got = small_domain.side_features(feats, hidden)
+    assert got.shape == ref.shape == (3, 2 * (16 + 128) + 2 * 64)
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-6)
