@@ -98,8 +98,13 @@ class Ranks:
         return all_gather_objects(self.info, obj)
 
     def close(self) -> None:
+        """Leave the process group. On a normal finish (no exception on its way out, as in the
+        ``finally`` of the callers) the ranks first meet, so none tears down gloo while another is
+        still finishing a collective (a rank then aborted at exit under load)."""
         if self.info is not None:
+            import sys
+
             from lmaczs_cli.jobs.train.distributed import teardown
 
-            teardown(self.info)
+            teardown(self.info, settle=sys.exc_info()[0] is None)
             self.info = None

@@ -49,10 +49,14 @@ def setup_distributed(device_spec: str) -> DistInfo:
     return DistInfo(rank, world, local, dev, owns)
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, settle: bool = False) -> None:
     """Leave the process group ``setup_distributed`` joined. A process that exits with its gloo
-    threads still running can abort ("terminate called without an active exception")."""
+    threads still running can abort ("terminate called without an active exception").
+    ``settle``: meet the other ranks first (only on a normal finish: after a failure the others
+    may never arrive)."""
     if info.owns_group and dist.is_initialized():
+        if settle:
+            dist.barrier()
         dist.destroy_process_group()
 
 
