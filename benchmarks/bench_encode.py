@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def _timings(fns: dict[str, Callable[[], object]], repeats: int,
@@ -38,21 +39,35 @@ def _timings(fns: dict[str, Callable[[], object]], repeats: int,
     return {k: (min(v), statistics.median(v)) for k, v in times.items()}
 
 
+def _random_model(name: str, device: str) -> tuple[Any, float]:
+    """``--clap name --clap-ckpt random`` built quietly (the header says the weights are random),
+    and the seconds the build took."""
+    from lmaczs_cli.models.registry import create_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        model = create_model(name, ckpt="random", device=device)
+    return model, time.perf_counter() - t0
+
+
+def _synchroniser(dev: Any) -> Callable[[], object]:
+    """What makes a timing wait for the device: CUDA's synchronize, else nothing."""
+    import torch
+
+    return torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+
 def bench_laion(repeats: int, device: str) -> None:
     """LAION HTSAT-tiny: our front end (STFT -> log-mel -> HTSAT -> projection) per 10 s clip."""
     import numpy as np
     import torch
 
     from lmaczs_cli.models.laion.reference import package_module, package_reference
-    from lmaczs_cli.models.registry import create_model
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        model = create_model("laion-htsat-tiny", ckpt="random", device=device)
-        build_s = time.perf_counter() - t0
+    model, build_s = _random_model("laion-htsat-tiny", device)
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _synchroniser(dev)
     rng = np.random.default_rng(0)
     clips = [(0.1 * rng.standard_normal(480000)).astype(np.float32) for _ in range(4)]
     waves = torch.stack([model.fit_window(torch.from_numpy(c)).wave for c in clips]).to(dev)
@@ -112,7 +127,7 @@ def bench_hf(repeats: int, device: str) -> None:
 
     fe = ClapFeatureExtractor(**UNFUSED_EXTRACTOR)
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _synchroniser(dev)
     rng = np.random.default_rng(0)
     clips = [(0.1 * rng.standard_normal(480000)).astype(np.float32) for _ in range(4)]
 
@@ -162,15 +177,10 @@ def bench_msclap(repeats: int, device: str, version: str = "2022") -> None:
     ``CLAPWrapper._get_audio_embeddings`` runs."""
     import torch
 
-    from lmaczs_cli.models.registry import create_model
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        model = create_model(f"ms-clap-{version}", ckpt="random", device=device)
-        build_s = time.perf_counter() - t0
+    model, build_s = _random_model(f"ms-clap-{version}", device)
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _synchroniser(dev)
     g = torch.Generator().manual_seed(0)
     waves = (0.1 * torch.randn(4, model.window_samples, generator=g)).to(dev)
 
@@ -222,7 +232,7 @@ def bench_fusion(repeats: int, device: str) -> None:
         build_s = time.perf_counter() - t0
         plain = create_model("laion-htsat-tiny", ckpt="random", device=device)
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _synchroniser(dev)
     g = torch.Generator().manual_seed(0)
     clip = (0.1 * torch.randn(30 * fused.sample_rate, generator=g)).to(dev)
     window = fused.fit_window(clip[: fused.window_samples]).wave[None]
@@ -261,15 +271,10 @@ def bench_pe_audio(repeats: int, device: str) -> None:
     forward and fwd+bwd to |X| (what per-clip LMAC-ZS and IG pay per step)."""
     import torch
 
-    from lmaczs_cli.models.registry import create_model
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        model = create_model("pe-audio", ckpt="random", device=device)
-        build_s = time.perf_counter() - t0
+    model, build_s = _random_model("pe-audio", device)
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _synchroniser(dev)
     g = torch.Generator().manual_seed(0)
     wave = model.fit_window((0.1 * torch.randn(model.window_samples, generator=g)).to(dev)).wave[None]
     n_params = sum(p.numel() for p in model.parameters())

@@ -119,7 +119,8 @@ class ExplainEngine:
                                       in_domain=inside, fusion=fusion))
             pairs += [(ci, int(p), idx) for p in choose(clip_sims)]
         flat_pairs = [(p, w) for _, p, idx in pairs for w in idx]
-        masks_w, msims_w = self._pair_masks(flat_pairs, mag_w, emb_w, hid_w)
+        fused_w = {w for ci, _, idx in pairs if ci in whole for w in idx}  # s~ comes from the fused view
+        masks_w, msims_w = self._pair_masks(flat_pairs, mag_w, emb_w, hid_w, unscored=fused_w)
         pos = 0
         for ci, p, idx in pairs:
             m = masks_w[pos : pos + len(idx)]
@@ -164,7 +165,9 @@ class ExplainEngine:
         hid = [torch.cat([h[i] for h in hiddens]) for i in range(len(hiddens[0]))]
         return torch.cat(mags), torch.cat(embs), hid, phases
 
-    def _pair_masks(self, flat_pairs, mag_w, emb_w, hid_w):
+    def _pair_masks(self, flat_pairs, mag_w, emb_w, hid_w, unscored: frozenset[int] | set[int] = frozenset()):
+        """Masks of the (prompt, window) pairs and, when scoring, their masked similarities (NaN for
+        the windows in ``unscored``, whose clip is scored another way: no masked encode for them)."""
         masks, msims = [], []
         for s in range(0, len(flat_pairs), self.batch_size):
             chunk = flat_pairs[s : s + self.batch_size]
@@ -176,9 +179,13 @@ class ExplainEngine:
                 m = self.explainer.masks(self.model, mag, text, encoded=enc)
             masks.append(m)
             if self.score:
-                with torch.no_grad(), self._ctx():
-                    e = self.model.encode(m * mag).embedding.float()
-                msims.append((e * text.float()).sum(-1))
+                keep = torch.tensor([w not in unscored for _, w in chunk], device=mag_w.device)
+                sims = torch.full((len(chunk),), float("nan"), device=mag_w.device)
+                if bool(keep.any()):
+                    with torch.no_grad(), self._ctx():
+                        e = self.model.encode(m[keep] * mag[keep]).embedding.float()
+                    sims[keep] = (e * text[keep].float()).sum(-1)
+                msims.append(sims)
         return torch.cat(masks), (torch.cat(msims) if self.score else None)
 
 

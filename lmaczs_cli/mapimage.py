@@ -125,33 +125,40 @@ def _render_text(text: str, size: int, bold: bool, anchor: str) -> tuple[np.ndar
 _glyphs = functools.lru_cache(maxsize=1024)(_render_text)  # tick labels, names: drawn once
 
 
-def _put_text(canvas: np.ndarray, xy: tuple[int, int], text: str, size: int, *, fill: int = _TEXT[0],
-              bold: bool = False, anchor: str = "la", cache: bool = True) -> None:
-    """Draw ``text`` in grey level ``fill`` onto the grey-level ``canvas`` (white where it goes)."""
+def _glyph_at(shape: tuple[int, ...], xy: tuple[int, int], text: str, size: int, bold: bool, anchor: str,
+              cache: bool) -> tuple[np.ndarray, slice, slice] | None:
+    """The glyph coverage of ``text`` at ``xy``, cut to an image of ``shape``, and the rows and
+    columns it covers there (None when it falls outside)."""
     cover, dx, dy = (_glyphs if cache else _render_text)(text, size, bold, anchor)
     x, y = xy[0] + dx, xy[1] + dy
     h, w = cover.shape
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, shape[1]), min(y + h, shape[0])
     if x0 >= x1 or y0 >= y1:
+        return None
+    return cover[y0 - y : y1 - y, x0 - x : x1 - x], slice(y0, y1), slice(x0, x1)
+
+
+def _put_text(canvas: np.ndarray, xy: tuple[int, int], text: str, size: int, *, fill: int = _TEXT[0],
+              bold: bool = False, anchor: str = "la", cache: bool = True) -> None:
+    """Draw ``text`` in grey level ``fill`` onto the grey-level ``canvas`` (white where it goes)."""
+    at = _glyph_at(canvas.shape, xy, text, size, bold, anchor, cache)
+    if at is None:
         return
-    c = cover[y0 - y : y1 - y, x0 - x : x1 - x].astype(np.uint16)
-    ink = (255 - (c * (255 - fill) + 127) // 255).astype(np.uint8)
-    np.minimum(canvas[y0:y1, x0:x1], ink, out=canvas[y0:y1, x0:x1])
+    c, rows, cols = at
+    ink = (255 - (c.astype(np.uint16) * (255 - fill) + 127) // 255).astype(np.uint8)
+    np.minimum(canvas[rows, cols], ink, out=canvas[rows, cols])
 
 
 def _paint(img: np.ndarray, xy: tuple[int, int], text: str, size: int, *, fill: int = _TEXT[0],
            bold: bool = False, anchor: str = "la", cache: bool = True) -> None:
     """Draw ``text`` in grey level ``fill`` straight onto the palette image ``img`` (white where it goes)."""
-    cover, dx, dy = (_glyphs if cache else _render_text)(text, size, bold, anchor)
-    x, y = xy[0] + dx, xy[1] + dy
-    h, w = cover.shape
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, img.shape[1]), min(y + h, img.shape[0])
-    if x0 >= x1 or y0 >= y1:
+    at = _glyph_at(img.shape, xy, text, size, bold, anchor, cache)
+    if at is None:
         return
-    c = cover[y0 - y : y1 - y, x0 - x : x1 - x]
+    c, rows, cols = at
     on = c > 0
     grey = 255 - (c[on].astype(np.uint16) * (255 - fill) + 127) // 255
-    img[y0:y1, x0:x1][on] = _grey_index()[grey]
+    img[rows, cols][on] = _grey_index()[grey]
 
 
 def _db(mag: np.ndarray) -> np.ndarray:
