@@ -87,3 +87,13 @@ def test_sanity_check_passes_the_mask_domain_to_lmaczs(tmp_path: Path) -> None:
     r = runner.invoke(app, [*args, "--mask-domain", "fft"])
     assert r.exit_code == 2 and "--mask-domain 'fft': expected one of stft, mel" in r.output
     assert not (tmp_path / "s").exists()  # refused before anything is written
+
+
+def test_sanity_check_verdict_of_empty_maps_names_no_ratio(tmp_path: Path) -> None:
+    root = make_esc50(tmp_path / "ESC-50")
+    r = runner.invoke(app, ["sanity-check", "--dataset", "esc50", "--data-root", str(root),
+                            "--method", "empty", "--max-samples", "2", "--clap", "fake", "--device", "cpu",
+                            "--out", str(tmp_path / "sanity")])
+    assert r.exit_code == 0, r.output
+    verdict = [line for line in r.output.splitlines() if line.startswith("empty: ")]
+    assert len(verdict) == 1 and "the intact maps are empty" in verdict[0] and "nan" not in verdict[0]

@@ -94,5 +94,7 @@ def print_sanity(summary: dict) -> None:
         level = (r.get("mask_mean_ratio_curve") or [float("nan")])[-1]
         vanish = ("; the randomised maps are nearly empty, so the SSIM says little about their shape"
                   if level < VANISHED else "")
+        # NaN: the intact maps are empty, so there is no ratio to give
+        ratio = f"mask mean {level:.2f} x the intact maps'" if level == level else "the intact maps are empty"
         typer.echo(f"{r['method']}: {verdict} the randomisation test (SSIM after the last block "
-                   f"{last:.2f}, must be <= {limit:.2f}; mask mean {level:.2f} x the intact maps'{vanish})")
+                   f"{last:.2f}, must be <= {limit:.2f}; {ratio}{vanish})")
