@@ -207,6 +207,29 @@ def ssim(a: torch.Tensor, b: torch.Tensor, normalise: bool = True) -> torch.Tens
     ]) if a.shape[0] else a.new_zeros(0)
 
 
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample Spearman rank correlation between maps a, b: [B, H, W] -> [B] (float64).
+
+    The second similarity of Adebayo et al.'s randomisation test: scale-free, and bins that are
+    empty in both maps do not count as agreement the way SSIM's flat regions do. Tied values get
+    their average rank (torchmetrics' ``spearman_corrcoef``, which matches ``scipy.stats.spearmanr``);
+    a constant map has no ranking, so its pair is NaN.
+    """
+    from torchmetrics.functional import spearman_corrcoef
+
+    if a.ndim != 3 or a.shape != b.shape:
+        raise ValueError(f"a and b must both be [B, H, W]; got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[0] == 0:
+        return a.new_zeros(0, dtype=torch.float64)
+    x = a.detach().reshape(a.shape[0], -1).to(torch.float64)
+    y = b.detach().reshape(b.shape[0], -1).to(device=x.device, dtype=torch.float64)
+    flat = (x.amax(1) == x.amin(1)) | (y.amax(1) == y.amin(1))
+    with warnings.catch_warnings():  # it warns about the constant maps we overwrite with NaN
+        warnings.simplefilter("ignore")
+        r = spearman_corrcoef(x.T, y.T) if x.shape[0] > 1 else spearman_corrcoef(x[0], y[0]).reshape(1)
+    return torch.where(flat, torch.full_like(r, float("nan")), r)
+
+
 # -- §8 dataset shift ----------------------------------------------------------------------
 
 

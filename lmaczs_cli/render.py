@@ -174,9 +174,11 @@ def _cell(row: dict | None, key: str) -> float:
         return float("nan")
 
 
-def render_ssim(path: Path | str, summary: list[dict], mode: str, pass_ssim: float | None = None) -> Path:
+def render_ssim(path: Path | str, summary: list[dict], mode: str, pass_ssim: float | None = None,
+                chance: dict[str, float] | None = None) -> Path:
     """SSIM to the intact model's explanation against the randomisation step, one line per method;
-    ``pass_ssim``: the pass threshold, drawn as a dashed line."""
+    ``pass_ssim``: the pass threshold, drawn as a dashed line; ``chance``: per method, the SSIM of
+    two different clips' intact maps, drawn as a dotted line in the method's colour."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 4.5), dpi=_DPI)
@@ -186,8 +188,12 @@ def render_ssim(path: Path | str, summary: list[dict], mode: str, pass_ssim: flo
     for meth in methods:
         rs = sorted((r for r in summary if r["method"] == meth), key=lambda r: int(r["step"]))
         x = [int(r["step"]) for r in rs]
-        ax.plot(x, [float(r["mean"]) for r in rs], marker="o", label=meth)
+        (line,) = ax.plot(x, [float(r["mean"]) for r in rs], marker="o", label=meth)
         ax.fill_between(x, [float(r["ci_low"]) for r in rs], [float(r["ci_high"]) for r in rs], alpha=0.2)
+        level = (chance or {}).get(meth)
+        if level is not None and level == level:
+            ax.axhline(level, color=line.get_color(), linestyle=":", linewidth=1,
+                       label=f"{meth}: two clips' maps (chance)")
         if len(rs) > len(ticks):
             ticks = [r["block"] for r in rs]
     if pass_ssim is not None:

@@ -310,3 +310,20 @@ def test_auc_mann_whitney_with_ties():
     assert M.auc(pos, neg) == pytest.approx(brute, abs=1e-12)
     with pytest.raises(ValueError):
         M.auc([], [1.0])
+
+
+def test_rank_correlation_matches_scipy_with_ties_and_is_nan_for_constant_maps():
+    from scipy.stats import spearmanr
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(4, 8, 6, generator=g)
+    b = torch.rand(4, 8, 6, generator=g)
+    a[0, :4] = 0.0                       # ties in one map
+    b[1] = torch.relu(b[1] - 0.6)        # many exact zeros, as GradCAM's maps have
+    b[2] = 0.5 * a[2] ** 3 + 1.0         # a monotone transform: rank correlation 1
+    b[3] = 7.0                           # constant: no ranking
+    r = M.rank_correlation(a, b)
+    for j in range(3):
+        assert abs(float(r[j]) - spearmanr(a[j].flatten(), b[j].flatten())[0]) < 1e-6
+    assert abs(float(r[2]) - 1.0) < 1e-6 and torch.isnan(r[3])
+    assert M.rank_correlation(a[:1], b[:1]).shape == (1,)

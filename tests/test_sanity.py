@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
 
 import tests.fake_model  # noqa: F401  (registers --clap fake)
+from lmaczs_cli import metrics as M
 from lmaczs_cli.cli.app import app
-from lmaczs_cli.jobs.sanity import randomisation_steps, randomised, reinitialise
+from lmaczs_cli.jobs.sanity import chance_levels, randomisation_steps, randomised, reinitialise
 from tests.fake_model import FakeModel
 from tests.fixtures_data import make_esc50
 
@@ -76,6 +78,59 @@ def test_sanity_check_command(tmp_path: Path) -> None:
     with (out / "prompt_sensitivity.csv").open() as f:
         sens = list(csv.DictReader(f))
     assert len(sens) == 2 * 4 * (1 + 3)
+    ranks = [x for x in both if x["metric"] == "rank_corr"]
+    assert len(ranks) == 2 * 4 and all(abs(float(x["mean"]) - 1) < 1e-9 for x in ranks if x["step"] == "0")
+    chance = [x for x in both if x["metric"] in ("ssim_chance", "ssim_empty_map", "rank_corr_chance")]
+    assert len(chance) == 2 * 3 and {x["step"] for x in chance} == {"0"}  # once per method, intact maps
+    for x in lines:  # the verdict on shape follows the margin's CI over chance
+        lo, hi = x["rank_corr_above_chance_ci"]
+        assert len(x["rank_corr_curve"]) == 4 and lo <= hi and x["shape_kept"] == (lo > 0)
+    with (out / "ssim_samples.csv").open() as f:
+        samples = [x for x in csv.DictReader(f) if x["method"] == "gradcam"]
+    last = [x for x in samples if x["step"] == "3"]
+    intact = {x["clip"]: float(x["rank_corr_chance"]) for x in samples if x["step"] == "0"}
+    # NaN (a flat map has no ranking) propagates to the margin; the others are checked
+    ranked = [x for x in last if math.isfinite(float(x["rank_corr"]) - intact[x["clip"]])]
+    assert ranked and len(ranked) + sum(x["rank_corr_above_chance"] in ("", "nan") for x in last) == len(last)
+    for x in ranked:  # the margin is the clip's own rank correlation minus its chance level (CSV: 6 digits)
+        margin = float(x["rank_corr"]) - intact[x["clip"]]
+        assert abs(float(x["rank_corr_above_chance"]) - margin) < 1e-5
+
+
+def test_sanity_check_prints_the_chance_levels(tmp_path: Path) -> None:
+    root = make_esc50(tmp_path / "ESC-50")
+    r = runner.invoke(app, ["sanity-check", "--dataset", "esc50", "--data-root", str(root), "--method",
+                            "gradcam", "--max-samples", "4", "--clap", "fake", "--device", "cpu",
+                            "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())["methods"][0]
+    line = [x for x in r.output.splitlines() if x.strip().startswith("chance levels:")]
+    assert len(line) == 1
+    assert f"{summary['ssim_chance']:.2f} to another clip's map" in line[0]
+    assert f"{summary['ssim_empty_map']:.2f} to an empty map" in line[0]
+    said = "keep the intact maps' shape beyond chance" if summary["shape_kept"] else "no more of the"
+    assert said in line[0]
+
+
+def test_chance_levels_compare_each_clip_with_the_next_and_an_empty_map() -> None:
+    from scipy.stats import spearmanr
+
+    g = torch.Generator().manual_seed(1)
+    maps = torch.rand(3, 12, 16, generator=g)
+    maps[1] = maps[0] * 2.0  # clip 0's neighbour has the same shape: SSIM and rank correlation 1
+    levels = chance_levels(maps)
+    torch.testing.assert_close(levels["ssim_chance"], M.ssim(maps, maps[[1, 2, 0]]))
+    torch.testing.assert_close(levels["ssim_empty_map"], M.ssim(maps, torch.zeros_like(maps)))
+    assert abs(float(levels["ssim_chance"][0]) - 1) < 1e-9
+    assert abs(float(levels["rank_corr_chance"][0]) - 1) < 1e-6
+    expected = spearmanr(maps[2].flatten(), maps[0].flatten())[0]
+    assert abs(float(levels["rank_corr_chance"][2]) - expected) < 1e-6
+    # a sparse map scores high SSIM against an empty one: why the SSIM needs its chance level beside it
+    sparse = torch.zeros(2, 12, 16)
+    sparse[:, 2:4, 3:6] = 1.0
+    assert (chance_levels(sparse)["ssim_empty_map"] > 0.5).all()
+    one = chance_levels(maps[:1])
+    assert torch.isnan(one["ssim_chance"]).all() and torch.isnan(one["rank_corr_chance"]).all()
 
 
 def test_sanity_check_passes_the_mask_domain_to_lmaczs(tmp_path: Path) -> None:

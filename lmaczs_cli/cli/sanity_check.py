@@ -74,27 +74,22 @@ def sanity_check(
         print_sanity(summary)
 
 
-#: randomised maps whose mean is below this share of the intact maps' are said to vanish
-VANISHED = 0.2
-
-
 def print_sanity(summary: dict) -> None:
-    """The checks as a table on stdout, then one pass/fail line per method."""
-    rows = [[r["method"], " ".join(f"{v:.2f}" for v in r["ssim_curve"]),
-             " ".join(f"{v:.2f}" for v in r.get("mask_mean_ratio_curve") or []),
-             f"{r['ssim_true_vs_wrong_prompt']:.3f}", f"{r['corr_mask_mean_similarity']:.3f}"]
+    """The checks as a table on stdout, then the pass/fail line and the chance levels per method."""
+    from lmaczs_cli.report.studies import chance_line, verdict
+
+    def curve(r: dict, key: str) -> str:
+        return " ".join(f"{v:.2f}" for v in r.get(key) or [])
+
+    rows = [[r["method"], curve(r, "ssim_curve"), curve(r, "mask_mean_ratio_curve"),
+             curve(r, "rank_corr_curve"), f"{r['ssim_true_vs_wrong_prompt']:.3f}",
+             f"{r['corr_mask_mean_similarity']:.3f}"]
             for r in summary["methods"]]
     print_table("sanity checks", ["method", "SSIM per randomisation step (0 = intact)",
-                                  "mask mean / intact per step", "SSIM true vs wrong prompt",
-                                  "corr(mask mean, s)"], rows)
-    limit = summary["pass_ssim"]
+                                  "mask mean / intact per step", "rank correlation per step",
+                                  "SSIM true vs wrong prompt", "corr(mask mean, s)"], rows)
     for r in summary["methods"]:
-        last = r["ssim_curve"][-1] if r["ssim_curve"] else float("nan")
-        verdict = "passed" if r["passed"] else "FAILED"
-        level = (r.get("mask_mean_ratio_curve") or [float("nan")])[-1]
-        vanish = ("; the randomised maps are nearly empty, so the SSIM says little about their shape"
-                  if level < VANISHED else "")
-        # NaN: the intact maps are empty, so there is no ratio to give
-        ratio = f"mask mean {level:.2f} x the intact maps'" if level == level else "the intact maps are empty"
-        typer.echo(f"{r['method']}: {verdict} the randomisation test (SSIM after the last block "
-                   f"{last:.2f}, must be <= {limit:.2f}; {ratio}{vanish})")
+        typer.echo(verdict(r, summary["pass_ssim"])[1])
+        line = chance_line(r)
+        if line:
+            typer.echo(line)

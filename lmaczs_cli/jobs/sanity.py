@@ -104,6 +104,8 @@ class SanityConfig:
 
 #: a method passes the randomisation test when its maps' SSIM after the last step is at most this
 PASS_SSIM = 0.25
+#: the chance levels every method's intact maps are compared with (ssim_samples.csv columns)
+CHANCE_KEYS = ["ssim_chance", "ssim_empty_map", "rank_corr_chance"]
 
 
 def _blocks(model: ZeroShotModel, granularity: str) -> list[tuple[str, nn.Module]]:
@@ -174,6 +176,9 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
 
 
 SSIM_COLUMNS = ["method", "step", "block", "metric", "mean", "ci_low", "ci_high", "n"]
+#: ssim.csv's metrics per (method, step): the similarities to the intact maps, the level, the
+#: rank correlation's margin over chance (paired per clip), and the chance levels (intact step only)
+SUMMARY_METRICS = ["ssim", "mask_mean_ratio", "rank_corr", "rank_corr_above_chance", *CHANCE_KEYS]
 SENS_COLUMNS = ["method", "clip", "prompt", "true_prompt", "is_true", "similarity", "mask_mean",
                 "ssim_to_true"]
 
@@ -191,14 +196,17 @@ def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[d
     def whole(r) -> tuple:
         return tuple(str(v) for v in r.values())
 
-    ssim_summary = M.summarise(ssim_rows, ["ssim", "mask_mean_ratio"], ["method", "step", "block"])
+    ssim_summary = [r for r in M.summarise(ssim_rows, SUMMARY_METRICS, ["method", "step", "block"])
+                    if r["n"] or r["metric"] not in CHANCE_KEYS]  # chance levels: intact step only
     all_ssim = out.update_table("ssim.csv", ssim_summary, SSIM_COLUMNS, whole, mine)
     out.update_table("ssim_samples.csv", ssim_rows,
-                     ["method", "step", "block", "clip", "ssim", "mask_mean_ratio", "in_domain"],
+                     ["method", "step", "block", "clip", "ssim", "mask_mean_ratio", "rank_corr",
+                      "rank_corr_above_chance", *CHANCE_KEYS, "in_domain"],
                      whole, mine)
     all_sens = out.update_table("prompt_sensitivity.csv", sens_rows, SENS_COLUMNS, whole, mine)
+    chance = {r["method"]: float(r["mean"]) for r in all_ssim if r.get("metric") == "ssim_chance"}
     render_ssim(cfg.out / "ssim.png", [r for r in all_ssim if r.get("metric", "ssim") == "ssim"],
-                cfg.mode, PASS_SSIM)
+                cfg.mode, PASS_SSIM, chance)
     render_scatter(cfg.out / "mask_vs_similarity.png", [
         {"method": r["method"], "condition": "clean", "similarity": float(r["similarity"]),
          "mask_mean": float(r["mask_mean"])} for r in all_sens])
@@ -239,7 +247,8 @@ def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunO
 
 def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConfig,
                    rep: Reporter) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """SSIM of every method's maps to its intact maps at each randomisation step, per clip."""
+    """SSIM and rank correlation of every method's maps to its intact maps at each randomisation
+    step, per clip; the intact step's rows also carry the chance levels (:func:`chance_levels`)."""
     from lmaczs_cli import metrics as M
 
     blocks = _blocks(model, cfg.granularity)
@@ -247,6 +256,7 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
     steps = randomisation_steps([n for n, _ in blocks], cfg.mode)
     rows: list[dict] = []
     base: dict[str, torch.Tensor] = {}
+    chance: dict[str, dict[str, torch.Tensor]] = {}
     with rep.progress(len(steps) * len(explainers), "sanity-check") as advance:
         for step in steps:
             chosen = [(n, by_name[n]) for n in step.blocks]
@@ -254,18 +264,45 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                 for name, ex in explainers.items():
                     masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
                     base.setdefault(name, masks)
-                    s = M.ssim(base[name], masks)
+                    levels = chance.setdefault(name, chance_levels(base[name]))
+                    s, rank = M.ssim(base[name], masks), M.rank_correlation(base[name], masks)
                     # the randomised maps' level relative to the intact ones: a map that vanishes
                     # "passes" on SSIM without showing anything; this makes it visible
                     intact = base[name].float().mean((-2, -1))
                     ratio = masks.float().mean((-2, -1)) / intact  # NaN (skipped) for an empty intact map
                     ratio[intact <= 0] = float("nan")
-                    rows += [{"method": name, "step": step.index, "block": step.label, "clip": clip,
-                              "ssim": float(s[j]), "mask_mean_ratio": float(ratio[j]),
-                              "in_domain": clips.in_domain[clip]}
-                             for j, clip in enumerate(clips.names)]
+                    for j, clip in enumerate(clips.names):
+                        row = {"method": name, "step": step.index, "block": step.label, "clip": clip,
+                               "ssim": float(s[j]), "mask_mean_ratio": float(ratio[j]),
+                               "rank_corr": float(rank[j]),
+                               "rank_corr_above_chance": float(rank[j] - levels["rank_corr_chance"][j]),
+                               "in_domain": clips.in_domain[clip]}
+                        if step.index == 0:
+                            row.update({k: float(v[j]) for k, v in levels.items()})
+                        rows.append(row)
                     advance(1)
     return rows, base
+
+
+def chance_levels(maps: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the randomisation similarities would be with no shape kept, per clip [N] each.
+
+    ``ssim_chance`` / ``rank_corr_chance``: each clip's intact map against the next clip's (the
+    last against the first) -- two maps of this method that share nothing but the method;
+    ``ssim_empty_map``: against an empty map. SSIM counts bins that are empty in both maps as
+    agreement, so sparse maps score high against any other sparse or empty map; rank correlation
+    does not. NaN with a single clip (no other clip to compare with).
+    """
+    from lmaczs_cli import metrics as M
+
+    n = maps.shape[0]
+    empty = M.ssim(maps, torch.zeros_like(maps))
+    if n < 2:
+        nan = torch.full((n,), float("nan"), dtype=torch.float64)
+        return {"ssim_chance": nan, "ssim_empty_map": empty, "rank_corr_chance": nan.clone()}
+    other = maps.roll(-1, dims=0)
+    return {"ssim_chance": M.ssim(maps, other), "ssim_empty_map": empty,
+            "rank_corr_chance": M.rank_correlation(maps, other)}
 
 
 def _prompt_sensitivity(model, explainers: dict, clips: _Clips, text, labels: list[str],
@@ -301,24 +338,37 @@ def _sens_row(method: str, clip: str, labels: list[str], prompt: int, true: int,
 
 
 def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]) -> dict:
-    """Per method: the SSIM curve, SSIM to unrelated prompts, corr(mask mean, s), passed or not
+    """Per method: the SSIM and rank-correlation curves with their chance levels, SSIM to unrelated
+    prompts, corr(mask mean, s), passed or not, and whether the shape outlives randomisation
     (rows may be fresh or read back from CSV)."""
     import numpy as np
 
+    def curve(m: str, metric: str) -> list[dict]:
+        return sorted((r for r in ssim_summary if r["method"] == m and r.get("metric", "ssim") == metric),
+                      key=lambda r: int(r["step"]))
+
+    def first(rows: list[dict], key: str = "mean") -> float:
+        return float(rows[0][key]) if rows else float("nan")
+
     out = []
     for m in methods:
-        curve = [(int(r["step"]), float(r["mean"])) for r in ssim_summary
-                 if r["method"] == m and r.get("metric", "ssim") == "ssim"]
-        level = [(int(r["step"]), float(r["mean"])) for r in ssim_summary
-                 if r["method"] == m and r.get("metric") == "mask_mean_ratio"]
+        values = [float(r["mean"]) for r in curve(m, "ssim")]
+        margin = curve(m, "rank_corr_above_chance")[-1:]
+        lo, hi = first(margin, "ci_low"), first(margin, "ci_high")
         mine = [r for r in sens_rows if r["method"] == m]
         wrong = [float(r["ssim_to_true"]) for r in mine if not int(float(r["is_true"]))]
         s = np.array([float(r["similarity"]) for r in mine])
         mm = np.array([float(r["mask_mean"]) for r in mine])
         corr = float(np.corrcoef(s, mm)[0, 1]) if s.std() > 0 and mm.std() > 0 else float("nan")
-        values = [v for _, v in sorted(curve)]
         out.append({"method": m, "ssim_curve": values,
-                    "mask_mean_ratio_curve": [v for _, v in sorted(level)],
+                    "mask_mean_ratio_curve": [float(r["mean"]) for r in curve(m, "mask_mean_ratio")],
+                    "ssim_chance": first(curve(m, "ssim_chance")),
+                    "ssim_empty_map": first(curve(m, "ssim_empty_map")),
+                    "rank_corr_curve": [float(r["mean"]) for r in curve(m, "rank_corr")],
+                    "rank_corr_chance": first(curve(m, "rank_corr_chance")),
+                    "rank_corr_above_chance_ci": [lo, hi],
+                    # None: no ranking to compare (constant maps, one clip, or an older run's rows)
+                    "shape_kept": bool(lo > 0) if lo == lo else None,
                     "ssim_true_vs_wrong_prompt": float(np.mean(wrong)) if wrong else float("nan"),
                     "corr_mask_mean_similarity": corr,
                     "passed": bool(len(values) > 1 and values[-1] <= PASS_SSIM)})

@@ -113,14 +113,43 @@ def gather_sanity(run_dir: Path) -> Sanity | None:
     return san
 
 
+#: randomised maps whose mean is below this share of the intact maps' are said to vanish
+VANISHED = 0.2
+
+
 def verdict(method: dict[str, Any], limit: float | None) -> tuple[bool, str]:
     """(passed, the line ``lmaczs sanity-check`` prints) for one method of summary.json."""
     curve = [number(v) for v in method.get("ssim_curve") or []]
     last = curve[-1] if curve and curve[-1] is not None else math.nan
     passed = bool(method.get("passed"))
     bound = f"{limit:.2f}" if limit is not None else "?"
+    levels = method.get("mask_mean_ratio_curve") or []
+    level = number(levels[-1]) if levels else None
+    if level is None:  # no ratio: the intact maps are empty, or an older summary.json without it
+        ratio = "; the intact maps are empty" if levels else ""
+    else:
+        ratio = f"; mask mean {level:.2f} x the intact maps'"
+        if level < VANISHED:
+            ratio += "; the randomised maps are nearly empty, so the SSIM says little about their shape"
     return passed, (f"{method.get('method', '?')}: {'passed' if passed else 'FAILED'} the randomisation "
-                    f"test (SSIM after the last block {last:.2f}, must be <= {bound})")
+                    f"test (SSIM after the last block {last:.2f}, must be <= {bound}{ratio})")
+
+
+def chance_line(method: dict[str, Any]) -> str | None:
+    """What the similarities would be with no shape kept, and whether the maps keep theirs; None for
+    a summary.json without the chance levels (an older run) or without a ranking (constant maps)."""
+    ranks = [number(v) for v in method.get("rank_corr_curve") or []]
+    chance, kept = number(method.get("rank_corr_chance")), method.get("shape_kept")
+    ci = [number(v) for v in method.get("rank_corr_above_chance_ci") or [None, None]]
+    if not ranks or ranks[-1] is None or chance is None or kept is None or None in ci:
+        return None
+    ssim_chance, empty = number(method.get("ssim_chance")), number(method.get("ssim_empty_map"))
+    ssim = (f"SSIM {ssim_chance:.2f} to another clip's map, {empty:.2f} to an empty map; "
+            if ssim_chance is not None and empty is not None else "")
+    shape = ("the randomised maps keep the intact maps' shape beyond chance" if kept
+             else "no more of the intact maps' shape than chance")
+    return (f"  chance levels: {ssim}rank correlation {ranks[-1]:.2f} after the last block, {chance:.2f} "
+            f"between two clips' maps: {shape} (margin {ci[0] + 0:.2f} to {ci[1] + 0:.2f}, 95 % CI)")
 
 
 def cell(row: dict[str, str]) -> Cell:
