@@ -95,9 +95,10 @@ class ExplainEngine:
                     and torch.equal(wins[0].wave, waves_c[ci])):
                 own.add(first)
             first += len(wins)
-        mag_w, emb_w, hid_w, phase_w = self._encode_windows_keeping(flat, own)
+        mag_w, enc_w, phase_w = self._encode_windows_keeping(flat, own)
+        emb_w, hid_w = enc_w.embedding, enc_w.hidden
         sims_w = emb_w @ self.text.float().T  # [W, P_all]
-        known = model.domain_check(emb_w, Encoded(emb_w, hid_w), mag_w)  # [W] or None
+        known = model.domain_check(emb_w, enc_w, mag_w)  # [W] or None
         results, pairs = [], []
         whole: dict[int, torch.Tensor] = {}  # clip -> the magnitude its fused view is computed from
         offset = 0
@@ -110,8 +111,8 @@ class ExplainEngine:
                 whole[ci], clip_sims = self._fused_similarities(waves_c[ci])
                 fusion = model.fusion_record(int(waves_c[ci].shape[-1]))
             wave = waves_c[ci]
-            if idx[0] in phase_w:  # copies: a view would keep every window of the batch alive
-                mag_c, ph_c = mag_w[idx[0]].clone(), phase_w[idx[0]].clone()
+            if idx[0] in phase_w:
+                mag_c, ph_c = _own_window(mag_w, phase_w, idx[0], copy=len(own) < len(flat))
             else:
                 mag_c, ph_c = (t[0] for t in model.spectrogram(wave[None]))
             inside = None if known is None else bool(known[idx].float().mean() >= 0.5)
@@ -150,20 +151,24 @@ class ExplainEngine:
 
     def _encode_windows(self, flat: list[ClipWindow]) -> tuple[torch.Tensor, torch.Tensor, list]:
         """Magnitudes, embeddings and hidden maps of the windows (batched)."""
-        return self._encode_windows_keeping(flat, set())[:3]
+        mag, enc, _ = self._encode_windows_keeping(flat, set())
+        return mag, enc.embedding, enc.hidden
 
     def _encode_windows_keeping(self, flat: list[ClipWindow], keep_phase: set[int]
-                                ) -> tuple[torch.Tensor, torch.Tensor, list, dict[int, torch.Tensor]]:
-        """:meth:`_encode_windows`, and the phase of the windows in ``keep_phase`` (by position)."""
-        mags, embs, hiddens, phases = [], [], [], {}
+                                ) -> tuple[torch.Tensor, Encoded, dict[int, torch.Tensor]]:
+        """Magnitudes and encodings of the windows (batched; embeddings in float32, the input
+        features where the model hands them on), and the phase of the windows in ``keep_phase``
+        (by position)."""
+        mags, encs, phases = [], [], {}
         for s in range(0, len(flat), self.batch_size):
             mag, phase, enc = self._encode(torch.stack([w.wave for w in flat[s : s + self.batch_size]]))
             mags.append(mag)
-            embs.append(enc.embedding.float())
-            hiddens.append(enc.hidden)
+            encs.append(enc)
             phases |= {i: phase[i - s] for i in range(s, s + mag.shape[0]) if i in keep_phase}
-        hid = [torch.cat([h[i] for h in hiddens]) for i in range(len(hiddens[0]))]
-        return torch.cat(mags), torch.cat(embs), hid, phases
+        hid = [torch.cat([e.hidden[i] for e in encs]) for i in range(len(encs[0].hidden))]
+        feats = None if any(e.features is None for e in encs) else torch.cat([e.features for e in encs])
+        emb = torch.cat([e.embedding.float() for e in encs])
+        return torch.cat(mags), Encoded(emb, hid, features=feats), phases
 
     def _pair_masks(self, flat_pairs, mag_w, emb_w, hid_w, unscored: frozenset[int] | set[int] = frozenset()):
         """Masks of the (prompt, window) pairs and, when scoring, their masked similarities (NaN for
@@ -171,22 +176,50 @@ class ExplainEngine:
         masks, msims = [], []
         for s in range(0, len(flat_pairs), self.batch_size):
             chunk = flat_pairs[s : s + self.batch_size]
-            wi = torch.tensor([w for _, w in chunk], device=mag_w.device)
+            rows = _rows([w for _, w in chunk], mag_w.device)
             pi = torch.tensor([p for p, _ in chunk], device=mag_w.device)
-            mag, text = mag_w[wi], self.text[pi]
-            enc = Encoded(emb_w[wi], [h[wi] for h in hid_w])
+            mag, text = mag_w[rows], self.text[pi]
+            enc = Encoded(emb_w[rows], [h[rows] for h in hid_w])
             with self._ctx():
                 m = self.explainer.masks(self.model, mag, text, encoded=enc)
             masks.append(m)
             if self.score:
-                keep = torch.tensor([w not in unscored for _, w in chunk], device=mag_w.device)
-                sims = torch.full((len(chunk),), float("nan"), device=mag_w.device)
-                if bool(keep.any()):
-                    with torch.no_grad(), self._ctx():
-                        e = self.model.encode(m[keep] * mag[keep]).embedding.float()
-                    sims[keep] = (e * text[keep].float()).sum(-1)
-                msims.append(sims)
+                msims.append(self._masked_similarities(m, mag, text, [w not in unscored for _, w in chunk]))
         return torch.cat(masks), (torch.cat(msims) if self.score else None)
+
+    @torch.no_grad()
+    def _masked_similarities(self, m: torch.Tensor, mag: torch.Tensor, text: torch.Tensor,
+                             keep: list[bool]) -> torch.Tensor:
+        """s~ of a chunk's pairs: one encode of the kept pairs' masked magnitudes (NaN for the others)."""
+        if all(keep):  # the usual case: no copies picking the kept rows
+            with self._ctx():
+                e = self.model.encode(m * mag).embedding.float()
+            return (e * text.float()).sum(-1)
+        sims = torch.full((len(keep),), float("nan"), device=mag.device)
+        if any(keep):
+            k = torch.tensor(keep, device=mag.device)
+            with self._ctx():
+                e = self.model.encode(m[k] * mag[k]).embedding.float()
+            sims[k] = (e * text[k].float()).sum(-1)
+        return sims
+
+
+def _own_window(mag_w: torch.Tensor, phase_w: dict[int, torch.Tensor], w: int, copy: bool
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Magnitude and phase of window ``w``, a clip's whole spectrogram: views when every window of
+    the batch is a clip's own (nothing else is kept alive), else copies (a view would keep the long
+    clips' windows alive too)."""
+    if copy:
+        return mag_w[w].clone(), phase_w[w].clone()
+    return mag_w[w], phase_w[w]
+
+
+def _rows(windows: list[int], device: torch.device) -> slice | torch.Tensor:
+    """An index picking ``windows`` from a batch: a slice (views, no copies) when they are
+    consecutive, as they are for one prompt per clip."""
+    if windows == list(range(windows[0], windows[0] + len(windows))):
+        return slice(windows[0], windows[0] + len(windows))
+    return torch.tensor(windows, device=device)
 
 
 def _at_least_one_fft(wave: torch.Tensor, n_fft: int) -> torch.Tensor:

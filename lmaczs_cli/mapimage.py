@@ -172,15 +172,17 @@ def _columns(x: np.ndarray, width: int) -> np.ndarray:
     if t <= width:
         return x
     k = math.ceil(t / width)
-    pad = (-t) % k
-    if pad:
-        x = np.concatenate([x, np.repeat(x[:, -1:], pad, axis=1)], axis=1)
     if k <= 8:  # a few strided slices: much faster than a mean over a short last axis
         acc = x[:, 0::k].copy()
         for j in range(1, k):
-            acc += x[:, j::k]
+            part = x[:, j::k]
+            acc[:, : part.shape[1]] += part
+            acc[:, part.shape[1] :] += x[:, -1:]  # the last group, padded with the last frame
         acc /= k
         return acc
+    pad = (-t) % k
+    if pad:
+        x = np.concatenate([x, np.repeat(x[:, -1:], pad, axis=1)], axis=1)
     return x.reshape(x.shape[0], -1, k).mean(2)
 
 
@@ -197,10 +199,10 @@ def _panel(values: np.ndarray, lo: float, hi: float, cmap: str, size: tuple[int,
         flipped -= lo
         flipped *= scale
         level = np.clip(flipped, 0, 255, out=flipped).astype(np.uint8)
-        return np.asarray(Image.fromarray(_levels(cmap)[level], "L").resize(size, Image.NEAREST))
+        return np.asarray(Image.fromarray(np.take(_levels(cmap), level), "L").resize(size, Image.NEAREST))
     # shrunk (many frequency bins): resample the values, then colour-map the panel's pixels
     scaled = np.asarray(Image.fromarray(flipped, "F").resize(size, Image.BILINEAR))
-    return _levels(cmap)[np.clip((scaled - lo) * scale, 0, 255).astype(np.uint8)]
+    return np.take(_levels(cmap), np.clip((scaled - lo) * scale, 0, 255).astype(np.uint8))
 
 
 def _nice_step(span: float, target: int) -> float:
@@ -333,13 +335,8 @@ def render_map_png(path: Path | str, magnitude: np.ndarray, mask: np.ndarray, sa
         img[top : top + ph, x0 : x0 + pw] = _panel(values, vlo, vhi, cmap, (pw, ph))
         if cmap == "magma":
             _bar_ticks(img, lay.bar_x[i], top, ph, lo, hi, put=_paint, line=_GREY_I)
-        if activity is not None:
-            if i == 0:
-                loud = magnitude.sum(0, dtype=np.float64)
-                _strip(img, x0, lay.strip_y, pw, loud / max(float(loud.max()), 1e-12), (), duration, None)
-            else:
-                _strip(img, x0, lay.strip_y, pw, np.asarray(activity, dtype=np.float64), segments, duration,
-                       under_span)
+    if activity is not None:
+        _strips(img, lay, magnitude, np.asarray(activity, dtype=np.float64), segments, duration, under_span)
     if banner:
         img[:25] = _banner(banner)
     with atomic_path(path, suffix=".part.png") as tmp:
@@ -364,6 +361,17 @@ def _png(index: np.ndarray, palette: bytes) -> bytes:
 
     return b"".join([b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)),
                      chunk(b"PLTE", palette), chunk(b"IDAT", data), chunk(b"IEND", b"")])
+
+
+def _strips(img: np.ndarray, lay: _Layout, magnitude: np.ndarray, activity: np.ndarray, segments,
+            duration: float, under_span: np.ndarray) -> None:
+    """The timeline strips: the clip's loudness under the spectrogram; the explanation's activity and
+    segments under the mask, and the same strip (copied: the same pixels) under the masked spectrogram."""
+    y, pw, (x0, x1, x2) = lay.strip_y, lay.pw, lay.x0
+    loud = magnitude.sum(0, dtype=np.float64)
+    _strip(img, x0, y, pw, loud / max(float(loud.max()), 1e-12), (), duration, None)
+    _strip(img, x1, y, pw, activity, segments, duration, under_span)
+    img[y : y + _STRIP, x2 : x2 + pw] = img[y : y + _STRIP, x1 : x1 + pw]
 
 
 def _strip(img: np.ndarray, x0: int, y: int, width: int, values: np.ndarray, spans, duration: float,

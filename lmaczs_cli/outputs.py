@@ -9,6 +9,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -42,9 +43,22 @@ def atomic_path(final: Path | str, suffix: str | None = None) -> Iterator[Path]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``):
+    setting it, even for an instant, races with the writer threads' own files and folders."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # no /proc: set and restore, with the strictest mask while it is changed
+        mask = os.umask(0o077)
+        os.umask(mask)
     return mask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

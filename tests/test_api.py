@@ -152,3 +152,11 @@ def test_package_import_is_light() -> None:
     code = "import sys, lmaczs_cli; print('torch' in sys.modules, callable(lmaczs_cli.list_models))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_pairs_of_consecutive_windows_are_picked_as_views() -> None:
+    from lmaczs_cli.explaining import _rows
+
+    assert _rows([3, 4, 5], torch.device("cpu")) == slice(3, 6)  # one prompt per clip: no copies
+    assert torch.equal(_rows([3, 3, 4], torch.device("cpu")), torch.tensor([3, 3, 4]))
+    assert torch.equal(_rows([5, 4], torch.device("cpu")), torch.tensor([5, 4]))

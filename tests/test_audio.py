@@ -158,3 +158,23 @@ def test_outputs_follow_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_reading_the_umask_never_changes_it(monkeypatch) -> None:
+    """Writer threads create files while others finish theirs: setting the umask even for an
+    instant would give a concurrent file the wrong mode, so it is only read (Linux)."""
+    import os
+
+    from lmaczs_cli import outputs
+
+    old = os.umask(0o027)
+    try:
+        calls: list[int] = []
+        real = os.umask
+        monkeypatch.setattr(os, "umask", lambda m: calls.append(m) or real(m))
+        assert outputs._umask() == 0o027
+        if os.path.exists("/proc/self/status"):
+            assert calls == []
+        monkeypatch.setattr(os, "umask", real)
+    finally:
+        os.umask(old)

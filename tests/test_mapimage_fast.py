@@ -64,3 +64,37 @@ def test_wavs_are_the_bytes_libsndfile_writes(tmp_path: Path) -> None:
         sf.write(tmp_path / f"ref-{sub}.wav", x, 16000, subtype=sub, format="WAV")
         ours = write_wav(tmp_path / f"ours-{sub}.wav", x, 16000, sub)
         assert ours.read_bytes() == (tmp_path / f"ref-{sub}.wav").read_bytes()
+
+
+def test_time_columns_are_the_padded_mean_bit_for_bit() -> None:
+    """Frames averaged into pixel columns: the last group padded with the last frame, as before."""
+    from lmaczs_cli.mapimage import _columns
+
+    x = np.random.default_rng(1).standard_normal((5, 5000)).astype(np.float32)
+    for t in (30, 411, 412, 501, 823, 1001, 3000, 3289, 4999):
+        k = -(-t // 411)
+        padded = np.concatenate([x[:, :t], np.repeat(x[:, t - 1 : t], (-t) % k, axis=1)], axis=1)
+        if k == 1:
+            want = x[:, :t]
+        elif k <= 8:  # strided sums, in frame order
+            want = padded[:, 0::k].copy()
+            for j in range(1, k):
+                want += padded[:, j::k]
+            want /= k
+        else:
+            want = padded.reshape(5, -1, k).mean(2)
+        assert np.array_equal(_columns(x[:, :t], 411), want), (t, k)
+
+
+def test_both_activity_strips_are_the_same_pixels(tmp_path: Path) -> None:
+    from lmaczs_cli.mapimage import _STRIP, _Layout
+
+    mag, mask = _inputs()
+    act = np.linspace(0.0, 1.0, mag.shape[1])
+    path = render_map_png(tmp_path / "m.png", mag, mask, 8000, 64, "t", activity=act,
+                          segments=[Segment(0.5, 1.5, 1.0, 0.9)])
+    img, lay = np.asarray(Image.open(path)), _Layout(False, True)
+    y, (_, x1, x2) = lay.strip_y, lay.x0
+    under_mask = img[y : y + _STRIP, x1 : x1 + lay.pw]
+    assert np.array_equal(under_mask, img[y : y + _STRIP, x2 : x2 + lay.pw])
+    assert len(np.unique(under_mask)) > 3  # curve, span, label: drawn, not a blank strip

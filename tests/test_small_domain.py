@@ -110,3 +110,17 @@ def test_side_features_are_torch_mean_and_std() -> None:
     got = small_domain.side_features(feats, hidden)
     assert got.shape == ref.shape == (3, 2 * (16 + 128) + 2 * 64)
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_the_domain_check_reads_the_features_the_encode_hands_on(model) -> None:
+    """The log-mel the encode computed is reused, not computed again: the same verdicts either way."""
+    from lmaczs_cli.models.base import Encoded
+
+    wave = torch.randn(3, model.window_samples, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mag = model.spectrogram(0.1 * wave)[0]
+        enc = model.encode(mag)
+        assert torch.equal(enc.features, model.input_transform(mag))
+        kept = model.domain_check(enc.embedding, enc, mag)
+        again = model.domain_check(enc.embedding, Encoded(enc.embedding, enc.hidden), mag)
+    assert torch.equal(kept, again)

@@ -24,10 +24,13 @@ class Encoded:
 
     ``embedding``: [B, D], L2-normalised. ``hidden``: intermediate feature maps
     [B, C, H, W], ordered from shallow to deep, that decoders and GradCAM read.
+    ``features``: the input features the hidden maps were computed from, where a model hands
+    them on (the small model's log-mel, which its domain check reads again); None otherwise.
     """
 
     embedding: torch.Tensor
     hidden: list[torch.Tensor] = field(default_factory=list)
+    features: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

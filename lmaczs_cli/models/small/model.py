@@ -169,7 +169,7 @@ class SmallClap(ZeroShotModel):
             hidden.append(x)
         pooled = x.mean(2)  # over mel -> [B, C, T']
         pooled = pooled.amax(-1) + pooled.mean(-1)
-        return Encoded(F.normalize(self.audio_head(pooled), dim=-1), hidden)
+        return Encoded(F.normalize(self.audio_head(pooled), dim=-1), hidden, features=feats)
 
     def encode(self, magnitude: torch.Tensor) -> Encoded:
         return self.encode_features(self.input_transform(magnitude))
@@ -212,7 +212,8 @@ class SmallClap(ZeroShotModel):
         side = None
         if encoded is not None and magnitude is not None:
             with torch.no_grad():
-                side = small_domain.side_features(self.input_transform(magnitude), encoded.hidden)
+                feats = self.input_transform(magnitude) if encoded.features is None else encoded.features
+                side = small_domain.side_features(feats, encoded.hidden)
         return check(embeddings, side)
 
     # -- weights -------------------------------------------------------------------
