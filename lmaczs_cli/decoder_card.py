@@ -61,7 +61,13 @@ def _sanity(cfg: Mapping[str, Any]) -> str:
     last, bound = s.get("ssim_last"), s.get("pass_ssim")
     detail = f" (SSIM after the last block {_number(last)}, must be <= {_number(bound)})"
     detail = "" if last is None else detail
-    return f"{verdict} the model-randomisation test{detail}"
+    shape = ""
+    if s.get("shape_kept") is not None and s.get("rank_corr_last") is not None:
+        kept = "keep" if s["shape_kept"] else "do not keep"
+        shape = (f"; the randomised maps {kept} the intact maps' shape beyond chance (rank correlation "
+                 f"{_number(s['rank_corr_last'])}, chance {_number(s.get('rank_corr_chance'))}; SSIM "
+                 f"of two clips' maps {_number(s.get('ssim_chance'))})")
+    return f"{verdict} the model-randomisation test{detail}{shape}"
 
 
 def _weights(cfg: Mapping[str, Any]) -> str:

@@ -110,9 +110,12 @@ def sanity_verdict(folder: Path, decoder: Path) -> dict[str, Any]:
     checked = ((_json(folder / "run.json").get("methods") or {}).get("lmaczs") or {}).get("decoder_sha256")
     if checked and checked != file_sha256(decoder):
         raise UsageError(f"--sanity-check {folder}: that check ran another decoder than {decoder}")
-    curve = mine[0].get("ssim_curve") or []
+    curve, ranks = mine[0].get("ssim_curve") or [], mine[0].get("rank_corr_curve") or []
     return {"passed": bool(mine[0].get("passed")), "ssim_last": curve[-1] if curve else None,
-            "pass_ssim": summary.get("pass_ssim"), "decoder_verified": bool(checked)}
+            "pass_ssim": summary.get("pass_ssim"), "decoder_verified": bool(checked),
+            # the chance levels (absent from summaries written before they existed)
+            "ssim_chance": mine[0].get("ssim_chance"), "rank_corr_last": ranks[-1] if ranks else None,
+            "rank_corr_chance": mine[0].get("rank_corr_chance"), "shape_kept": mine[0].get("shape_kept")}
 
 
 def export(source: Path, out: Path, sanity: Path | None = None) -> dict[str, Any]:
