@@ -264,7 +264,9 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                 for name, ex in explainers.items():
                     masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
                     base.setdefault(name, masks)
-                    levels = chance.setdefault(name, chance_levels(base[name]))
+                    if name not in chance:  # once per method, from its intact maps
+                        chance[name] = chance_levels(base[name])
+                    levels = chance[name]
                     s, rank = M.ssim(base[name], masks), M.rank_correlation(base[name], masks)
                     # the randomised maps' level relative to the intact ones: a map that vanishes
                     # "passes" on SSIM without showing anything; this makes it visible
