@@ -212,22 +212,26 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     The second similarity of Adebayo et al.'s randomisation test: scale-free, and bins that are
     empty in both maps do not count as agreement the way SSIM's flat regions do. Tied values get
-    their average rank (torchmetrics' ``spearman_corrcoef``, which matches ``scipy.stats.spearmanr``);
-    a constant map has no ranking, so its pair is NaN.
+    their average rank (``scipy.stats.rankdata``, in float64: a map has over 10^5 bins, most of
+    them tied at zero when it is sparse); a constant map, or one with a NaN or Inf, has no
+    ranking, so its pair is NaN.
     """
-    from torchmetrics.functional import spearman_corrcoef
+    from scipy.stats import rankdata
 
     if a.ndim != 3 or a.shape != b.shape:
         raise ValueError(f"a and b must both be [B, H, W]; got {tuple(a.shape)} and {tuple(b.shape)}")
-    if a.shape[0] == 0:
-        return a.new_zeros(0, dtype=torch.float64)
-    x = a.detach().reshape(a.shape[0], -1).to(torch.float64)
-    y = b.detach().reshape(b.shape[0], -1).to(device=x.device, dtype=torch.float64)
-    flat = (x.amax(1) == x.amin(1)) | (y.amax(1) == y.amin(1))
-    with warnings.catch_warnings():  # it warns about the constant maps we overwrite with NaN
-        warnings.simplefilter("ignore")
-        r = spearman_corrcoef(x.T, y.T) if x.shape[0] > 1 else spearman_corrcoef(x[0], y[0]).reshape(1)
-    return torch.where(flat, torch.full_like(r, float("nan")), r)
+    x = a.detach().reshape(a.shape[0], -1).to("cpu", torch.float64).numpy()
+    y = b.detach().reshape(b.shape[0], -1).to("cpu", torch.float64).numpy()
+    out = np.full(x.shape[0], np.nan)
+    for i in range(x.shape[0]):
+        finite = np.isfinite(x[i]).all() and np.isfinite(y[i]).all()
+        if not finite or np.ptp(x[i]) == 0 or np.ptp(y[i]) == 0:
+            continue
+        rx, ry = rankdata(x[i]), rankdata(y[i])
+        rx -= rx.mean()
+        ry -= ry.mean()
+        out[i] = float(rx @ ry / math.sqrt(float(rx @ rx) * float(ry @ ry)))
+    return torch.from_numpy(out)
 
 
 # -- §8 dataset shift ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -52,7 +53,14 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    with _UMASK_LOCK:  # no /proc: set and restore, with the strictest mask while it is changed
+    return _umask_once()
+
+
+@functools.cache
+def _umask_once() -> int:
+    """Without /proc the umask can only be read by setting it: done once per process, under a lock,
+    with the strictest mask in the instant it is changed."""
+    with _UMASK_LOCK:
         mask = os.umask(0o077)
         os.umask(mask)
     return mask

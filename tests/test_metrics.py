@@ -324,6 +324,24 @@ def test_rank_correlation_matches_scipy_with_ties_and_is_nan_for_constant_maps()
     b[3] = 7.0                           # constant: no ranking
     r = M.rank_correlation(a, b)
     for j in range(3):
-        assert abs(float(r[j]) - spearmanr(a[j].flatten(), b[j].flatten())[0]) < 1e-6
-    assert abs(float(r[2]) - 1.0) < 1e-6 and torch.isnan(r[3])
+        assert abs(float(r[j]) - spearmanr(a[j].flatten(), b[j].flatten())[0]) < 1e-9
+    assert abs(float(r[2]) - 1.0) < 1e-9 and torch.isnan(r[3])
     assert M.rank_correlation(a[:1], b[:1]).shape == (1,)
+    bad = a.clone()
+    bad[0, 0, 0] = float("nan")  # a NaN map has no ranking
+    assert torch.isnan(M.rank_correlation(bad, b)[0])
+
+
+def test_rank_correlation_of_full_size_sparse_maps_matches_scipy():
+    """A small-model map has 257 x 501 bins; sparse ones tie most of them (torchmetrics' ranking
+    summed such ties in int32 and overflowed)."""
+    from scipy.stats import spearmanr
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 257, 501, generator=g)
+    b = a + 0.5 * torch.rand(2, 257, 501, generator=g)
+    a[0].view(-1)[:18000] = 1.0                       # 18k bins tied at the top
+    a[1][a[1] < 0.8], b[1][b[1] < 0.95] = 0.0, 0.0    # 80 % / 95 % zeros
+    r = M.rank_correlation(a, b)
+    for j in range(2):
+        assert abs(float(r[j]) - spearmanr(a[j].flatten(), b[j].flatten())[0]) < 1e-9

@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 import tests.fake_model  # noqa: F401  (registers --clap fake)
 from lmaczs_cli import metrics as M
 from lmaczs_cli.cli.app import app
-from lmaczs_cli.jobs.sanity import chance_levels, randomisation_steps, randomised, reinitialise
+from lmaczs_cli.jobs.sanity import (
+    chance_levels,
+    chance_partners,
+    randomisation_steps,
+    randomised,
+    reinitialise,
+)
 from tests.fake_model import FakeModel
 from tests.fixtures_data import make_esc50
 
@@ -81,12 +87,18 @@ def test_sanity_check_command(tmp_path: Path) -> None:
     ranks = [x for x in both if x["metric"] == "rank_corr"]
     assert len(ranks) == 2 * 4 and all(abs(float(x["mean"]) - 1) < 1e-9 for x in ranks if x["step"] == "0")
     chance = [x for x in both if x["metric"] in ("ssim_chance", "ssim_empty_map", "rank_corr_chance")]
-    assert len(chance) == 2 * 3 and {x["step"] for x in chance} == {"0"}  # once per method, intact maps
+    assert {x["step"] for x in chance} == {"0"}  # once per method, from the intact maps
+    kinds = {(x["method"], x["metric"]) for x in chance}
+    # the fake model's GradCAM maps are mostly flat (no ranking, so no rank chance level)
+    assert {(m, k) for m in ("gradcam", "smoothgrad") for k in ("ssim_chance", "ssim_empty_map")} <= kinds
+    assert ("smoothgrad", "rank_corr_chance") in kinds and len(chance) == len(kinds)
     for x in lines:  # the verdict on shape follows the margin's CI over chance
         lo, hi = x["rank_corr_above_chance_ci"]
-        assert len(x["rank_corr_curve"]) == 4 and lo <= hi and x["shape_kept"] == (lo > 0)
+        assert len(x["rank_corr_curve"]) == 4
+        # no verdict without a margin (too few ranked clips: NaN bounds), else it is the CI's sign
+        assert x["shape_kept"] is None if lo != lo else (lo <= hi and x["shape_kept"] == (lo > 0))
     with (out / "ssim_samples.csv").open() as f:
-        samples = [x for x in csv.DictReader(f) if x["method"] == "gradcam"]
+        samples = [x for x in csv.DictReader(f) if x["method"] == "smoothgrad"]  # ranked maps
     last = [x for x in samples if x["step"] == "3"]
     intact = {x["clip"]: float(x["rank_corr_chance"]) for x in samples if x["step"] == "0"}
     # NaN (a flat map has no ranking) propagates to the margin; the others are checked
@@ -100,10 +112,11 @@ def test_sanity_check_command(tmp_path: Path) -> None:
 def test_sanity_check_prints_the_chance_levels(tmp_path: Path) -> None:
     root = make_esc50(tmp_path / "ESC-50")
     r = runner.invoke(app, ["sanity-check", "--dataset", "esc50", "--data-root", str(root), "--method",
-                            "gradcam", "--max-samples", "4", "--clap", "fake", "--device", "cpu",
-                            "--out", str(tmp_path / "s")])
+                            "smoothgrad", "--smoothgrad-samples", "3", "--max-samples", "4", "--clap", "fake",
+                            "--device", "cpu", "--out", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())["methods"][0]
+    assert summary["shape_kept"] is not None
     line = [x for x in r.output.splitlines() if x.strip().startswith("chance levels:")]
     assert len(line) == 1
     assert f"{summary['ssim_chance']:.2f} to another clip's map" in line[0]
@@ -112,25 +125,50 @@ def test_sanity_check_prints_the_chance_levels(tmp_path: Path) -> None:
     assert said in line[0]
 
 
-def test_chance_levels_compare_each_clip_with_the_next_and_an_empty_map() -> None:
+def test_chance_partners_are_other_clips_of_another_class_and_seeded() -> None:
+    classes = torch.tensor([0, 0, 0, 1, 1, 2])
+    p = chance_partners(6, classes, seed=4)
+    assert all(int(p[j]) != j and int(classes[p[j]]) != int(classes[j]) for j in range(6))
+    assert torch.equal(p, chance_partners(6, classes, seed=4))          # reproducible
+    same = chance_partners(3, torch.tensor([5, 5, 5]), seed=0)          # no other class: any other clip
+    assert all(int(same[j]) != j for j in range(3))
+    assert all(int(q) != j for j, q in enumerate(chance_partners(4)))   # no classes given
+
+
+def test_chance_levels_compare_each_clip_with_its_partner_and_an_empty_map() -> None:
     from scipy.stats import spearmanr
 
     g = torch.Generator().manual_seed(1)
-    maps = torch.rand(3, 12, 16, generator=g)
-    maps[1] = maps[0] * 2.0  # clip 0's neighbour has the same shape: SSIM and rank correlation 1
-    levels = chance_levels(maps)
-    torch.testing.assert_close(levels["ssim_chance"], M.ssim(maps, maps[[1, 2, 0]]))
+    maps = torch.rand(4, 12, 16, generator=g)
+    classes = torch.tensor([0, 1, 0, 1])
+    partner = chance_partners(4, classes, seed=7)
+    maps[int(partner[0])] = maps[0] * 2.0  # clip 0's partner has its shape: SSIM and rank correlation 1
+    levels = chance_levels(maps, classes, seed=7)
+    torch.testing.assert_close(levels["ssim_chance"], M.ssim(maps, maps[partner]))
     torch.testing.assert_close(levels["ssim_empty_map"], M.ssim(maps, torch.zeros_like(maps)))
     assert abs(float(levels["ssim_chance"][0]) - 1) < 1e-9
-    assert abs(float(levels["rank_corr_chance"][0]) - 1) < 1e-6
-    expected = spearmanr(maps[2].flatten(), maps[0].flatten())[0]
-    assert abs(float(levels["rank_corr_chance"][2]) - expected) < 1e-6
+    assert abs(float(levels["rank_corr_chance"][0]) - 1) < 1e-9
+    expected = spearmanr(maps[2].flatten(), maps[int(partner[2])].flatten())[0]
+    assert abs(float(levels["rank_corr_chance"][2]) - expected) < 1e-9
     # a sparse map scores high SSIM against an empty one: why the SSIM needs its chance level beside it
     sparse = torch.zeros(2, 12, 16)
     sparse[:, 2:4, 3:6] = 1.0
     assert (chance_levels(sparse)["ssim_empty_map"] > 0.5).all()
     one = chance_levels(maps[:1])
     assert torch.isnan(one["ssim_chance"]).all() and torch.isnan(one["rank_corr_chance"]).all()
+
+
+def test_shape_verdict_needs_enough_ranked_clips() -> None:
+    from lmaczs_cli.jobs.sanity import _summary
+
+    def rows(n: int) -> list[dict]:
+        return [{"method": "m", "step": k, "block": str(k), "metric": "ssim", "mean": 1.0 - 0.2 * k,
+                 "ci_low": 0, "ci_high": 1, "n": 5} for k in range(2)] + [
+            {"method": "m", "step": 1, "block": "1", "metric": "rank_corr_above_chance", "mean": 0.4,
+             "ci_low": 0.3, "ci_high": 0.5, "n": n}]
+
+    assert _summary(rows(5), [], ["m"])["methods"][0]["shape_kept"] is True
+    assert _summary(rows(2), [], ["m"])["methods"][0]["shape_kept"] is None  # two clips: no verdict
 
 
 def test_sanity_check_passes_the_mask_domain_to_lmaczs(tmp_path: Path) -> None:

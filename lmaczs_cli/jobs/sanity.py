@@ -104,6 +104,8 @@ class SanityConfig:
 
 #: a method passes the randomisation test when its maps' SSIM after the last step is at most this
 PASS_SSIM = 0.25
+#: the shape verdict needs the rank-correlation margin of at least this many clips
+MIN_CLIPS_SHAPE = 3
 #: the chance levels every method's intact maps are compared with (ssim_samples.csv columns)
 CHANCE_KEYS = ["ssim_chance", "ssim_empty_map", "rank_corr_chance"]
 
@@ -265,7 +267,7 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                     masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
                     base.setdefault(name, masks)
                     if name not in chance:  # once per method, from its intact maps
-                        chance[name] = chance_levels(base[name])
+                        chance[name] = chance_levels(base[name], clips.pred, cfg.run.seed)
                     levels = chance[name]
                     s, rank = M.ssim(base[name], masks), M.rank_correlation(base[name], masks)
                     # the randomised maps' level relative to the intact ones: a map that vanishes
@@ -286,14 +288,16 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
     return rows, base
 
 
-def chance_levels(maps: torch.Tensor) -> dict[str, torch.Tensor]:
+def chance_levels(maps: torch.Tensor, classes: torch.Tensor | None = None, seed: int = 0
+                  ) -> dict[str, torch.Tensor]:
     """What the randomisation similarities would be with no shape kept, per clip [N] each.
 
-    ``ssim_chance`` / ``rank_corr_chance``: each clip's intact map against the next clip's (the
-    last against the first) -- two maps of this method that share nothing but the method;
-    ``ssim_empty_map``: against an empty map. SSIM counts bins that are empty in both maps as
-    agreement, so sparse maps score high against any other sparse or empty map; rank correlation
-    does not. NaN with a single clip (no other clip to compare with).
+    ``ssim_chance`` / ``rank_corr_chance``: each clip's intact map against the intact map of
+    another clip (:func:`chance_partners`: seeded, of another predicted class where there is
+    one, so the pair shares neither the clip nor the prompt); ``ssim_empty_map``: against an
+    empty map. SSIM counts bins that are empty in both maps as agreement, so sparse maps score
+    high against any other sparse or empty map; rank correlation does not. NaN with a single
+    clip (no other clip to compare with).
     """
     from lmaczs_cli import metrics as M
 
@@ -302,9 +306,24 @@ def chance_levels(maps: torch.Tensor) -> dict[str, torch.Tensor]:
     if n < 2:
         nan = torch.full((n,), float("nan"), dtype=torch.float64)
         return {"ssim_chance": nan, "ssim_empty_map": empty, "rank_corr_chance": nan.clone()}
-    other = maps.roll(-1, dims=0)
+    other = maps[chance_partners(n, classes, seed)]
     return {"ssim_chance": M.ssim(maps, other), "ssim_empty_map": empty,
             "rank_corr_chance": M.rank_correlation(maps, other)}
+
+
+def chance_partners(n: int, classes: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+    """For each of ``n`` clips (n >= 2) the index of another clip, drawn with ``seed``: one of a
+    different class in ``classes`` [n] where there is one, else any other clip."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    cls = None if classes is None else classes.detach().cpu().numpy()
+    out = []
+    for j in range(n):
+        others = [k for k in range(n) if k != j]
+        unlike = others if cls is None else [k for k in others if cls[k] != cls[j]]
+        out.append(int(rng.choice(unlike or others)))
+    return torch.tensor(out, dtype=torch.long)
 
 
 def _prompt_sensitivity(model, explainers: dict, clips: _Clips, text, labels: list[str],
@@ -355,7 +374,8 @@ def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]
     out = []
     for m in methods:
         values = [float(r["mean"]) for r in curve(m, "ssim")]
-        margin = curve(m, "rank_corr_above_chance")[-1:]
+        margin = [r for r in curve(m, "rank_corr_above_chance")[-1:]
+                  if float(r.get("n") or 0) >= MIN_CLIPS_SHAPE]
         lo, hi = first(margin, "ci_low"), first(margin, "ci_high")
         mine = [r for r in sens_rows if r["method"] == m]
         wrong = [float(r["ssim_to_true"]) for r in mine if not int(float(r["is_true"]))]
@@ -369,7 +389,7 @@ def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]
                     "rank_corr_curve": [float(r["mean"]) for r in curve(m, "rank_corr")],
                     "rank_corr_chance": first(curve(m, "rank_corr_chance")),
                     "rank_corr_above_chance_ci": [lo, hi],
-                    # None: no ranking to compare (constant maps, one clip, or an older run's rows)
+                    # None: too few ranked clips (constant or NaN maps, one clip) or an older run's rows
                     "shape_kept": bool(lo > 0) if lo == lo else None,
                     "ssim_true_vs_wrong_prompt": float(np.mean(wrong)) if wrong else float("nan"),
                     "corr_mask_mean_similarity": corr,

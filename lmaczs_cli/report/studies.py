@@ -125,8 +125,8 @@ def verdict(method: dict[str, Any], limit: float | None) -> tuple[bool, str]:
     bound = f"{limit:.2f}" if limit is not None else "?"
     levels = method.get("mask_mean_ratio_curve") or []
     level = number(levels[-1]) if levels else None
-    if level is None:  # no ratio: the intact maps are empty, or an older summary.json without it
-        ratio = "; the intact maps are empty" if levels else ""
+    if level is None:  # no ratio: empty intact maps, NaN masks, or an older summary.json without it
+        ratio = "; no mask-mean ratio (the intact maps are empty, or the masks are NaN)" if levels else ""
     else:
         ratio = f"; mask mean {level:.2f} x the intact maps'"
         if level < VANISHED:
