@@ -15,7 +15,11 @@ HELP = """Sanity checks of explanation methods (Adebayo et al. 2018; paper Fig. 
 Cascading randomisation re-initialises the audio encoder's blocks from the top
 down and measures SSIM between each method's explanation and the intact
 model's (a faithful method's SSIM falls quickly; a method passes when the SSIM
-after the last block is at most 0.25). Prompt sensitivity compares maps for
+after the last block is at most 0.25). Beside each verdict it prints the chance
+levels: the SSIM to another clip's map and to an empty map (sparse maps score high
+against any sparse map), and the Spearman rank correlation to the intact maps
+with its chance level, which says whether the maps keep their shape (shape_kept
+in summary.json). Prompt sensitivity compares maps for
 the predicted prompt with maps for unrelated prompts and relates mask mean to
 similarity. The model's weights are restored after every step.
 
