@@ -381,7 +381,8 @@ def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]
         wrong = [float(r["ssim_to_true"]) for r in mine if not int(float(r["is_true"]))]
         s = np.array([float(r["similarity"]) for r in mine])
         mm = np.array([float(r["mask_mean"]) for r in mine])
-        corr = float(np.corrcoef(s, mm)[0, 1]) if s.std() > 0 and mm.std() > 0 else float("nan")
+        varies = len(s) > 1 and s.std() > 0 and mm.std() > 0
+        corr = float(np.corrcoef(s, mm)[0, 1]) if varies else float("nan")
         out.append({"method": m, "ssim_curve": values,
                     "mask_mean_ratio_curve": [float(r["mean"]) for r in curve(m, "mask_mean_ratio")],
                     "ssim_chance": first(curve(m, "ssim_chance")),
