@@ -222,15 +222,13 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"a and b must both be [B, H, W]; got {tuple(a.shape)} and {tuple(b.shape)}")
     x = a.detach().reshape(a.shape[0], -1).to("cpu", torch.float64).numpy()
     y = b.detach().reshape(b.shape[0], -1).to("cpu", torch.float64).numpy()
+    ranked = np.isfinite(x).all(1) & np.isfinite(y).all(1) & (np.ptp(x, 1) > 0) & (np.ptp(y, 1) > 0)
     out = np.full(x.shape[0], np.nan)
-    for i in range(x.shape[0]):
-        finite = np.isfinite(x[i]).all() and np.isfinite(y[i]).all()
-        if not finite or np.ptp(x[i]) == 0 or np.ptp(y[i]) == 0:
-            continue
-        rx, ry = rankdata(x[i]), rankdata(y[i])
-        rx -= rx.mean()
-        ry -= ry.mean()
-        out[i] = float(rx @ ry / math.sqrt(float(rx @ rx) * float(ry @ ry)))
+    if ranked.any():
+        rx, ry = rankdata(x[ranked], axis=1), rankdata(y[ranked], axis=1)
+        rx -= rx.mean(1, keepdims=True)
+        ry -= ry.mean(1, keepdims=True)
+        out[ranked] = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
     return torch.from_numpy(out)
 
 

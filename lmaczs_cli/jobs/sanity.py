@@ -265,9 +265,9 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
             with randomised(model, chosen, cfg.run.seed + 1000 * step.index):
                 for name, ex in explainers.items():
                     masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
-                    base.setdefault(name, masks)
-                    if name not in chance:  # once per method, from its intact maps
-                        chance[name] = chance_levels(base[name], clips.pred, cfg.run.seed)
+                    if name not in base:  # the intact step: its maps and their chance levels
+                        base[name] = masks
+                        chance[name] = chance_levels(masks, clips.pred, cfg.run.seed)
                     levels = chance[name]
                     s, rank = M.ssim(base[name], masks), M.rank_correlation(base[name], masks)
                     # the randomised maps' level relative to the intact ones: a map that vanishes
