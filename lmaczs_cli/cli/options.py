@@ -221,6 +221,10 @@ LambdaAbsent = Annotated[float, typer.Option(
 FeatureNorm = Annotated[bool, typer.Option(
     "--feature-norm/--no-feature-norm",
     help="The decoder normalises the model's feature maps over channels per location (reads no loudness).")]
+GateSource = Annotated[str, typer.Option(
+    "--gate-source",
+    help="The stft energy gate's slope: 'prompt' (one per prompt) or 'features' (per bin, from the model's "
+    "features, so it changes with the model's weights).")]
 DecoderSkip = Annotated[int, typer.Option(
     "--decoder-skip", min=0,
     help="Ignore the model's N shallowest hidden maps (maps from deep features only).")]

@@ -68,8 +68,8 @@ def _config(v: dict, shared: Shared):
     run = shared.run
     same = ("prompt_template", "val_fraction", "val_size", "synth_scenes", "steps", "max_steps", "val_every",
             "log_every", "save_every", "batch_size", "num_workers", "lr", "weight_decay", "warmup",
-            "mask_domain", "width", "energy_gate", "sim_input", "decoder_skip", "feature_norm", "select",
-            "resume", "preset")
+            "mask_domain", "width", "energy_gate", "sim_input", "decoder_skip", "feature_norm", "gate_source",
+            "select", "resume", "preset")
     return TrainConfig(
         out=str(v["out"]), clap=run.clap, clap_ckpt=run.clap_ckpt,
         tokenizer_dir=str(run.tokenizer_dir) if run.tokenizer_dir else None,
@@ -130,6 +130,7 @@ def train(
     sim_input: o.SimilarityInput = True,
     decoder_skip: o.DecoderSkip = 0,
     feature_norm: o.FeatureNorm = False,
+    gate_source: o.GateSource = "prompt",
     lambda_l1: o.LambdaL1 = 0.035,
     lambda_tv: o.LambdaTv = 0.0,
     lambda_out: o.LambdaOut = 0.3,

@@ -37,6 +37,9 @@ from torch import nn
 
 from lmaczs_cli.explainers.bundled import DOMAINS
 
+#: where the stft energy gate's slope comes from (``DecoderConfig.gate_source``)
+GATE_SOURCES = ("prompt", "features")
+
 
 @dataclass
 class DecoderConfig:
@@ -60,6 +63,10 @@ class DecoderConfig:
     #: normalise each hidden map over its channels at every location (mean 0, unit norm) before
     #: the laterals: the decoder then reads what a location's features say, not how loud it is
     feature_norm: bool = False
+    #: where the stft energy gate's slope comes from: "prompt" (one ``alpha(c)`` per pair) or
+    #: "features" (a second head channel, ``alpha(t, h)`` per bin: the gate then changes with the
+    #: model's weights instead of applying the same energy ranking whatever the model hears)
+    gate_source: str = "prompt"
     transpose: list[bool] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,10 +136,17 @@ class MaskDecoder(nn.Module):
         self.reduce = nn.ModuleList(
             [nn.Identity()] + [nn.Conv2d(widths[i], widths[i - 1], 1) for i in range(1, k)]
         )
-        self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
+        if config.gate_source not in GATE_SOURCES:
+            raise ValueError(f"gate source {config.gate_source!r}: expected one of {GATE_SOURCES}")
+        gated = config.domain == "stft" and config.energy_gate
+        self.feature_gate = gated and config.gate_source == "features"
+        self.head = nn.Conv2d(widths[0], 1 + self.feature_gate, 3, padding=1)
+        if self.feature_gate:  # the slope map starts at 0, as the prompt gate does
+            nn.init.zeros_(self.head.weight[1:])
+            nn.init.zeros_(self.head.bias[1:])
         self.bias = nn.Sequential(nn.Linear(cond_dim, 64), nn.GELU(), nn.Linear(64, 1))
         self.gate: nn.Linear | None = None
-        if config.domain == "stft" and config.energy_gate:
+        if gated and not self.feature_gate:
             self.gate = nn.Linear(cond_dim, 2)
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
@@ -141,7 +155,7 @@ class MaskDecoder(nn.Module):
     @classmethod
     def for_model(
         cls, model: Any, domain: str = "stft", width: int = 64, energy_gate: bool = True,
-        sim_input: bool = True, skip: int = 0, feature_norm: bool = False,
+        sim_input: bool = True, skip: int = 0, feature_norm: bool = False, gate_source: str = "prompt",
     ) -> MaskDecoder:
         """Size a decoder for ``model`` from one probe encode of a full window."""
         dev = model.device
@@ -167,6 +181,7 @@ class MaskDecoder(nn.Module):
             sim_input=sim_input,
             skip=skip,
             feature_norm=feature_norm,
+            gate_source=gate_source,
             transpose=[_needs_transpose(s[1], s[2], model.n_mels, model.n_frames) for s in shapes],
         )
         return cls(cfg, model.mel_filterbank()).to(dev)
@@ -206,16 +221,19 @@ class MaskDecoder(nn.Module):
         if self.gate is not None:
             alpha, beta = self.gate(cond).unbind(1)
             bias = bias + beta[:, None]  # rows of mel_to_linear sum to 1: a shift commutes with it
-        logits = self.head(x) + bias[:, :, None, None]
-        logits = F.interpolate(logits, size=(cfg.n_mels, cfg.n_frames), mode="bilinear")[:, 0]
+        head = F.interpolate(self.head(x), size=(cfg.n_mels, cfg.n_frames), mode="bilinear")
+        logits = head[:, 0] + bias[:, :, None]
         w = self.mel_to_linear.to(logits.dtype)
         if cfg.domain == "mel":
             return torch.einsum("fm,nmt->nft", w, torch.sigmoid(logits))
         lin = torch.einsum("fm,nmt->nft", w, logits)
+        if (alpha is not None or self.feature_gate) and magnitude is None:
+            raise ValueError("the stft energy gate needs the clips' magnitude")
         if alpha is not None:
-            if magnitude is None:
-                raise ValueError("the stft energy gate needs the clips' magnitude")
             self._add_gate_(lin, alpha, _standardised_log(magnitude).to(lin.dtype), clip_index)
+        elif self.feature_gate:
+            slope = torch.einsum("fm,nmt->nft", w, head[:, 1])
+            lin.addcmul_(slope, _standardised_log(magnitude).to(lin.dtype)[clip_index])
         return lin.sigmoid_()  # in place: neither the product nor the gate saves ``lin`` for backward
 
     @staticmethod

@@ -59,6 +59,8 @@ class TrainConfig:
     decoder_skip: int = 0
     #: the decoder normalises each hidden map over its channels per location (reads no loudness)
     feature_norm: bool = False
+    #: the stft energy gate's slope: one per prompt ("prompt") or per bin from the features ("features")
+    gate_source: str = "prompt"
     #: which decoder best.pt holds: "val" (lowest validation loss) or "last" (the latest validated step)
     select: str = "val"
     weights: dict[str, float | str] = field(default_factory=lambda: LossWeights().to_dict())

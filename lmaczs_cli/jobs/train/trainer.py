@@ -160,7 +160,8 @@ class Trainer:
         cfg, info = self.cfg, self.info
         try:
             self.decoder = MaskDecoder.for_model(self.model, cfg.mask_domain, cfg.width, cfg.energy_gate,
-                                                 cfg.sim_input, cfg.decoder_skip, cfg.feature_norm)
+                                                 cfg.sim_input, cfg.decoder_skip, cfg.feature_norm,
+                                                 cfg.gate_source)
         except ValueError as err:  # e.g. --decoder-skip beyond the model's hidden maps
             raise UsageError(str(err)) from None
         net: torch.nn.Module = self.decoder
