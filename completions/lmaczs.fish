@@ -169,6 +169,7 @@ complete -c lmaczs -n '__fish_seen_subcommand_from train' -l energy-gate -l no-e
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l similarity-input -l no-similarity-input -d 'The decoder sees the pair'\''s similarity s besides the prompt (off: M(t, h) alone).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l decoder-skip -r -d 'Ignore the model'\''s N shallowest hidden maps (maps from deep features only).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l feature-norm -l no-feature-norm -d 'The decoder normalises the model'\''s feature maps over channels per location (reads no loudness).'
+complete -c lmaczs -n '__fish_seen_subcommand_from train' -l gate-source -r -d 'The stft energy gate'\''s slope: '\''prompt'\'' (one per prompt) or '\''features'\'' (per bin, from the model'\''s features, so it changes with the model'\''s weights).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l lambda-l1 -r -d 'Weight of L1 (what it averages: --l1-on).'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l lambda-tv -r -d 'Weight of total variation of M.'
 complete -c lmaczs -n '__fish_seen_subcommand_from train' -l lambda-out -r -d 'Weight of relu(t.f((1-M)X)): what is removed must not match.'

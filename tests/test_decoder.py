@@ -201,3 +201,35 @@ def test_bundled_small_decoder_loads(domain: str) -> None:
     with torch.no_grad():
         m = ex.masks(model, mag, text)
     assert m.shape == (2, 257, 501) and 0.0 <= float(m.min()) and float(m.max()) <= 1.0
+
+
+@torch.no_grad()
+def test_feature_gate_slope_comes_from_the_head(model: FakeModel) -> None:
+    """``--gate-source features``: logit M = head logits + slope(t, h) * z, z the standardised log-|X|."""
+    from lmaczs_cli.explainers.decoder import _standardised_log
+
+    torch.manual_seed(0)
+    dec = MaskDecoder.for_model(model, "stft", width=16, sim_input=False, gate_source="features")
+    assert dec.gate is None and dec.head.out_channels == 2
+    assert float(dec.head.weight[1].abs().max()) == 0.0  # the slope starts at 0, as the prompt gate does
+    mag = _batch(model, 2)
+    enc = model.encode(mag)
+    text = model.embed_text(["low hum", "high whistle", "low hum"])
+    idx = torch.tensor([0, 1, 1])
+    base = dec(enc.hidden, text, torch.zeros(3), idx, mag).double()
+    dec.head.bias[1] = 0.7  # a constant slope map: rows of mel_to_linear sum to 1, so it stays 0.7
+    gated = dec(enc.hidden, text, torch.zeros(3), idx, mag).double()
+    z = _standardised_log(mag).double()[idx]
+    want = torch.logit(base) + 0.7 * z
+    torch.testing.assert_close(torch.logit(gated), want, atol=2e-3, rtol=1e-3)
+    # a slope that reads the features changes with them, per bin
+    dec.head.weight[1].normal_(0, 0.5)
+    other = dec(enc.hidden, text, torch.zeros(3), idx, mag).double()
+    shifted = dec([h.flip(-1) for h in enc.hidden], text, torch.zeros(3), idx, mag).double()
+    assert float((other - gated).abs().max()) > 1e-3
+    assert float((other - shifted).abs().max()) > 1e-3
+    cfg = dec.config.to_dict()
+    assert cfg["gate_source"] == "features"
+    assert type(dec.config).from_dict({k: v for k, v in cfg.items() if k != "gate_source"}).gate_source == "prompt"
+    with pytest.raises(ValueError, match="gate source"):
+        MaskDecoder.for_model(model, "stft", gate_source="energy")
