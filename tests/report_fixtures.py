@@ -95,7 +95,7 @@ def write_sanity(out: Path) -> dict[str, Any]:
     """summary.json (one method passes, one fails, one NaN), ssim.csv and ssim.png."""
     summary = {"methods": [
         {"method": "lmaczs", "ssim_curve": [1.0, 0.61, 0.12], "ssim_true_vs_wrong_prompt": 0.4,
-         "corr_mask_mean_similarity": 0.7, "passed": True},
+         "corr_mask_mean_similarity": 0.7, "passed": True, "empty_keeps_s_curve": [0.0, 0.5, 0.92]},
         {"method": "gradcam", "ssim_curve": [1.0, 0.9, 0.8], "ssim_true_vs_wrong_prompt": float("nan"),
          "corr_mask_mean_similarity": float("nan"), "passed": False}], "pass_ssim": 0.25}
     out.mkdir(parents=True, exist_ok=True)

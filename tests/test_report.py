@@ -332,6 +332,12 @@ def test_sanity_check_verdicts_curve_and_plots(tmp_path: Path) -> None:
                      ["1", "stage1", "0.610 [0.560, 0.660]", "0.900 [0.850, 0.950]"],
                      ["2", "stage2", "0.120 [0.070, 0.170]", "0.800 [0.750, 0.850]"]]
     assert _table(page, html, "prompts")[1:] == [["lmaczs", "0.400", "0.700"], ["gradcam", "–", "–"]]
+    # how often the model hears no evidence, from the intact model to the last step; once per page
+    assert text.count("the explained prompt at least as well as the clip on 0 % of clips with the intact "
+                      "model and 92 % after the last block") == 1
+    from lmaczs_cli.report.studies import evidence_line
+
+    assert evidence_line([{"method": "older run"}]) is None  # summary.json written before the curve
     assert {a.get("src") for t, a in page.tags if t == "img"} == {"ssim.png", "mask_vs_similarity.png"}
 
 

@@ -190,3 +190,42 @@ def test_sanity_check_verdict_of_empty_maps_names_no_ratio(tmp_path: Path) -> No
     assert r.exit_code == 0, r.output
     verdict = [line for line in r.output.splitlines() if line.startswith("empty: ")]
     assert len(verdict) == 1 and "the intact maps are empty" in verdict[0] and "nan" not in verdict[0]
+
+
+def test_empty_keeps_similarity_compares_the_empty_clip_with_the_clip() -> None:
+    """1 where the model matches an all-zero |X| to the prompt at least as well as the clip itself."""
+    from lmaczs_cli.jobs.sanity import empty_keeps_similarity
+
+    torch.manual_seed(0)
+    model = FakeModel().eval()
+    mag = torch.rand(5, model.n_freqs, model.n_frames) * torch.linspace(0.1, 2, 5)[:, None, None]
+    text = torch.nn.functional.normalize(torch.randn(5, model.embed_text(["x"]).shape[-1]), dim=-1)
+    with torch.no_grad():
+        s = (model.encode(mag).embedding.float() * text).sum(-1)
+        s0 = (model.encode(torch.zeros_like(mag[:1])).embedding.float() * text).sum(-1)
+    want = (s0 >= s).double()
+    assert 0 < float(want.sum()) < 5  # both outcomes occur, so the test can fail either way
+    assert torch.equal(empty_keeps_similarity(model, mag, text, 2), want)  # batching does not matter
+    # prompts equal to the empty clip's own embedding: the empty clip matches them best (s0 = 1)
+    e0 = torch.nn.functional.normalize(model.encode(torch.zeros_like(mag[:1])).embedding.float(), dim=-1)
+    assert float(empty_keeps_similarity(model, mag, e0.expand(5, -1), 5).min()) == 1.0
+
+
+def test_sanity_check_prints_how_often_the_model_hears_no_evidence(tmp_path: Path) -> None:
+    root = make_esc50(tmp_path / "ESC-50")
+    r = runner.invoke(app, ["sanity-check", "--dataset", "esc50", "--data-root", str(root), "--method",
+                            "all-ones", "--max-samples", "4", "--clap", "fake", "--device", "cpu",
+                            "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())["methods"][0]
+    curve = summary["empty_keeps_s_curve"]
+    assert len(curve) == 4 and all(0.0 <= v <= 1.0 for v in curve)
+    with (tmp_path / "s" / "ssim_samples.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for step in range(4):  # the curve is the mean of the per-clip flags
+        flags = [float(x["empty_keeps_s"]) for x in rows if x["step"] == str(step)]
+        assert len(flags) == 4 and set(flags) <= {0.0, 1.0}
+        assert abs(sum(flags) / 4 - curve[step]) < 1e-9
+    line = [x for x in r.output.splitlines() if x.startswith("evidence:")]
+    assert len(line) == 1 and f"{100 * curve[0]:.0f} % of clips with the intact model" in line[0]
+    assert f"{100 * curve[-1]:.0f} % after the last block" in line[0]

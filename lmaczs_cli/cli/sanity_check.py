@@ -19,7 +19,9 @@ after the last block is at most 0.25). Beside each verdict it prints the chance
 levels: the SSIM to another clip's map and to an empty map (sparse maps score high
 against any sparse map), and the Spearman rank correlation to the intact maps
 with its chance level, which says whether the maps keep their shape (shape_kept
-in summary.json). Prompt sensitivity compares maps for
+in summary.json), and on how many clips an empty clip matches the prompt as well
+as the clip (the randomised model hears no evidence there, so a faithful map may
+fade: empty_keeps_s_curve). Prompt sensitivity compares maps for
 the predicted prompt with maps for unrelated prompts and relates mask mean to
 similarity. The model's weights are restored after every step.
 
@@ -80,7 +82,7 @@ def sanity_check(
 
 def print_sanity(summary: dict) -> None:
     """The checks as a table on stdout, then the pass/fail line and the chance levels per method."""
-    from lmaczs_cli.report.studies import chance_line, verdict
+    from lmaczs_cli.report.studies import chance_line, evidence_line, verdict
 
     def curve(r: dict, key: str) -> str:
         return " ".join(f"{v:.2f}" for v in r.get(key) or [])
@@ -97,3 +99,6 @@ def print_sanity(summary: dict) -> None:
         line = chance_line(r)
         if line:
             typer.echo(line)
+    evidence = evidence_line(summary["methods"])
+    if evidence:
+        typer.echo(evidence)

@@ -180,7 +180,8 @@ def run_sanity(cfg: SanityConfig, reporter: Reporter | None = None) -> dict:
 SSIM_COLUMNS = ["method", "step", "block", "metric", "mean", "ci_low", "ci_high", "n"]
 #: ssim.csv's metrics per (method, step): the similarities to the intact maps, the level, the
 #: rank correlation's margin over chance (paired per clip), and the chance levels (intact step only)
-SUMMARY_METRICS = ["ssim", "mask_mean_ratio", "rank_corr", "rank_corr_above_chance", *CHANCE_KEYS]
+SUMMARY_METRICS = ["ssim", "mask_mean_ratio", "rank_corr", "rank_corr_above_chance", "empty_keeps_s",
+                   *CHANCE_KEYS]
 SENS_COLUMNS = ["method", "clip", "prompt", "true_prompt", "is_true", "similarity", "mask_mean",
                 "ssim_to_true"]
 
@@ -203,7 +204,7 @@ def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[d
     all_ssim = out.update_table("ssim.csv", ssim_summary, SSIM_COLUMNS, whole, mine)
     out.update_table("ssim_samples.csv", ssim_rows,
                      ["method", "step", "block", "clip", "ssim", "mask_mean_ratio", "rank_corr",
-                      "rank_corr_above_chance", *CHANCE_KEYS, "in_domain"],
+                      "rank_corr_above_chance", "empty_keeps_s", *CHANCE_KEYS, "in_domain"],
                      whole, mine)
     all_sens = out.update_table("prompt_sensitivity.csv", sens_rows, SENS_COLUMNS, whole, mine)
     chance = {r["method"]: float(r["mean"]) for r in all_ssim if r.get("metric") == "ssim_chance"}
@@ -263,6 +264,7 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
         for step in steps:
             chosen = [(n, by_name[n]) for n in step.blocks]
             with randomised(model, chosen, cfg.run.seed + 1000 * step.index):
+                empty_keeps = empty_keeps_similarity(model, clips.mag, text[clips.pred], cfg.run.batch_size)
                 for name, ex in explainers.items():
                     masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
                     if name not in base:  # the intact step: its maps and their chance levels
@@ -280,12 +282,29 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
                                "ssim": float(s[j]), "mask_mean_ratio": float(ratio[j]),
                                "rank_corr": float(rank[j]),
                                "rank_corr_above_chance": float(rank[j] - levels["rank_corr_chance"][j]),
-                               "in_domain": clips.in_domain[clip]}
+                               "empty_keeps_s": float(empty_keeps[j]), "in_domain": clips.in_domain[clip]}
                         if step.index == 0:
                             row.update({k: float(v[j]) for k, v in levels.items()})
                         rows.append(row)
                     advance(1)
     return rows, base
+
+
+@torch.no_grad()
+def empty_keeps_similarity(model: ZeroShotModel, mag: torch.Tensor, text: torch.Tensor,
+                           batch_size: int) -> torch.Tensor:
+    """1.0 per clip where the model matches an empty clip (all of |X| masked out) to the clip's
+    prompt ``text`` [N, D] at least as well as it matches the clip, else 0.0 [N].
+
+    Where it is 1, nothing in the clip is evidence for the prompt to *this* model (removing all
+    of it does not lower the match), so a faithful evidence map of it is empty: a map that fades
+    on a randomised model is then what the model warrants, not a failure to show its shape.
+    """
+    emb = torch.cat([model.encode(mag[s : s + batch_size]).embedding.float()
+                     for s in range(0, mag.shape[0], batch_size)])
+    empty = model.encode(torch.zeros_like(mag[:1])).embedding.float()
+    s, s_empty = (emb * text.float()).sum(-1), (empty * text.float()).sum(-1)
+    return (s_empty >= s).double()
 
 
 def chance_levels(maps: torch.Tensor, classes: torch.Tensor | None = None, seed: int = 0
@@ -390,6 +409,9 @@ def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]
                     "rank_corr_curve": [float(r["mean"]) for r in curve(m, "rank_corr")],
                     "rank_corr_chance": first(curve(m, "rank_corr_chance")),
                     "rank_corr_above_chance_ci": [lo, hi],
+                    # per step: the share of clips whose empty clip matches the prompt as well as the
+                    # clip does, i.e. where the (randomised) model hears no evidence in the clip
+                    "empty_keeps_s_curve": [float(r["mean"]) for r in curve(m, "empty_keeps_s")],
                     # None: too few ranked clips (constant or NaN maps, one clip) or an older run's rows
                     "shape_kept": bool(lo > 0) if lo == lo else None,
                     "ssim_true_vs_wrong_prompt": float(np.mean(wrong)) if wrong else float("nan"),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from lmaczs_cli.report.links import href
 from lmaczs_cli.report.provenance import summary_fields
-from lmaczs_cli.report.studies import METRIC_NOTES, Cell, chance_line, number, verdict
+from lmaczs_cli.report.studies import METRIC_NOTES, Cell, chance_line, evidence_line, number, verdict
 
 if TYPE_CHECKING:
     from lmaczs_cli.report import Report
@@ -178,6 +178,9 @@ def _sanity(rep: Report) -> str:
         chance = chance_line(m)
         if chance:
             out.append(f'<p class="legend">{e(chance.strip())}</p>')
+    evidence = evidence_line(san.methods)
+    if evidence:
+        out.append(f'<p class="legend">{e(evidence)}</p>')
     if san.methods:
         keys = ("ssim_true_vs_wrong_prompt", "corr_mask_mean_similarity")
         rows = [f"<tr><td>{e(m.get('method', '?'))}</td>"

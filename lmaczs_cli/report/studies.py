@@ -152,6 +152,18 @@ def chance_line(method: dict[str, Any]) -> str | None:
             f"between two clips' maps: {shape} (margin {ci[0] + 0:.2f} to {ci[1] + 0:.2f}, 95 % CI)")
 
 
+def evidence_line(methods: list[dict[str, Any]]) -> str | None:
+    """How often the intact and the fully randomised model hear no evidence in the clip (an empty
+    clip matches the prompt as well as the clip); None for a summary.json without it (older runs)."""
+    curve = next((m.get("empty_keeps_s_curve") for m in methods if m.get("empty_keeps_s_curve")), None)
+    ends = [number(v) for v in (curve[0], curve[-1])] if curve and len(curve) > 1 else [None]
+    if None in ends:
+        return None
+    return (f"evidence: an empty clip matches the explained prompt at least as well as the clip on "
+            f"{100 * ends[0]:.0f} % of clips with the intact model and {100 * ends[1]:.0f} % after the last "
+            "block; there the model hears nothing in the clip, so a faithful map of it may fade")
+
+
 def cell(row: dict[str, str]) -> Cell:
     """The mean, CI and n of one summary row (summary.csv, ssim.csv)."""
     return Cell(number(row.get("mean")), number(row.get("ci_low")), number(row.get("ci_high")),
