@@ -67,7 +67,13 @@ def _sanity(cfg: Mapping[str, Any]) -> str:
         shape = (f"; the randomised maps {kept} the intact maps' shape beyond chance (rank correlation "
                  f"{_number(s['rank_corr_last'])}, chance {_number(s.get('rank_corr_chance'))}; SSIM "
                  f"of two clips' maps {_number(s.get('ssim_chance'))})")
-    return f"{verdict} the model-randomisation test{detail}{shape}"
+    fade = ""
+    ratio, none = s.get("mask_mean_ratio_last"), s.get("no_evidence_last")
+    if isinstance(ratio, float) and isinstance(none, float) and math.isfinite(ratio) and math.isfinite(none):
+        fade = (f"; the randomised maps' mask mean is {ratio:.2f} x the intact maps', and the randomised "
+                f"model hears no evidence in {100 * none:.0f} % of the clips (an empty clip matches the "
+                "prompt as well as the clip)")
+    return f"{verdict} the model-randomisation test{detail}{shape}{fade}"
 
 
 def _weights(cfg: Mapping[str, Any]) -> str:

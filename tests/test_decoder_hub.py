@@ -257,7 +257,8 @@ def test_sanity_verdict_goes_on_the_card(env: Path, tmp_path: Path) -> None:
     # a summary with the chance levels: the card says whether the shape outlives randomisation
     (sc / "summary.json").write_text(json.dumps({"pass_ssim": 0.25, "methods": [
         {"method": "lmaczs", "ssim_curve": [1.0, 0.69], "passed": False, "rank_corr_curve": [1.0, 0.48],
-         "rank_corr_chance": 0.17, "ssim_chance": 0.59, "shape_kept": True}]}))
+         "rank_corr_chance": 0.17, "ssim_chance": 0.59, "shape_kept": True,
+         "mask_mean_ratio_curve": [1.0, 0.17], "empty_keeps_s_curve": [0.0, 0.92]}]}))
     r = runner.invoke(app, ["decoder", "export", str(best), "--sanity-check", str(sc), "--out",
                             str(tmp_path / "e3")])
     assert r.exit_code == 0, r.output
@@ -265,6 +266,7 @@ def test_sanity_verdict_goes_on_the_card(env: Path, tmp_path: Path) -> None:
     assert "FAILED the model-randomisation test (SSIM after the last block 0.69" in card
     assert "maps keep the intact maps' shape beyond chance (rank correlation 0.48, chance 0.17" in card
     assert json.loads((tmp_path / "e3" / "config.json").read_text())["sanity_check"]["shape_kept"] is True
+    assert "mask mean is 0.17 x the intact maps', and the randomised model hears no evidence in 92 %" in card
     (sc / "run.json").write_text(json.dumps({"methods": {"lmaczs": {"decoder_sha256": "0" * 64}}}))
     r = runner.invoke(app, ["decoder", "export", str(best), "--sanity-check", str(sc), "--out",
                             str(tmp_path / "e2")])

@@ -115,7 +115,14 @@ def sanity_verdict(folder: Path, decoder: Path) -> dict[str, Any]:
             "pass_ssim": summary.get("pass_ssim"), "decoder_verified": bool(checked),
             # the chance levels (absent from summaries written before they existed)
             "ssim_chance": mine[0].get("ssim_chance"), "rank_corr_last": ranks[-1] if ranks else None,
-            "rank_corr_chance": mine[0].get("rank_corr_chance"), "shape_kept": mine[0].get("shape_kept")}
+            "rank_corr_chance": mine[0].get("rank_corr_chance"), "shape_kept": mine[0].get("shape_kept"),
+            "mask_mean_ratio_last": _last(mine[0].get("mask_mean_ratio_curve")),
+            # the share of clips in which the fully randomised model hears no evidence
+            "no_evidence_last": _last(mine[0].get("empty_keeps_s_curve"))}
+
+
+def _last(curve: Any) -> Any:
+    return curve[-1] if isinstance(curve, list) and curve else None
 
 
 def export(source: Path, out: Path, sanity: Path | None = None) -> dict[str, Any]:
