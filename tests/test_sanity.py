@@ -229,3 +229,23 @@ def test_sanity_check_prints_how_often_the_model_hears_no_evidence(tmp_path: Pat
     line = [x for x in r.output.splitlines() if x.startswith("evidence:")]
     assert len(line) == 1 and f"{100 * curve[0]:.0f} % of clips with the intact model" in line[0]
     assert f"{100 * curve[-1]:.0f} % after the last block" in line[0]
+
+
+def test_randomised_small_weights_are_sanity_checks_last_step(tmp_path: Path) -> None:
+    """dev.randomised_small writes exactly the weights sanity-check explains at its last step."""
+    from lmaczs_cli.dev.randomised_small import main
+    from lmaczs_cli.jobs.sanity import _blocks
+    from lmaczs_cli.models.registry import load_model
+
+    out = tmp_path / "r.safetensors"
+    assert main(["--out", str(out)]) == 0
+    intact = load_model("small", None, None, "cpu", 0)
+    saved = load_model("small", str(out), None, "cpu", 0).state_dict()
+    by_name = dict(_blocks(intact, "stage"))
+    last = randomisation_steps(list(by_name))[-1]  # every block, top down, with the last step's seed
+    with randomised(intact, [(n, by_name[n]) for n in last.blocks], 1000 * last.index):
+        want = intact.state_dict()
+        assert want.keys() == saved.keys()
+        assert all(torch.equal(want[k], saved[k]) for k in want)
+    changed = [k for k in want if not torch.equal(intact.state_dict()[k], saved[k])]
+    assert changed and all(k.startswith("blocks.") for k in changed)  # only the encoder's blocks
