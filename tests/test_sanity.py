@@ -206,6 +206,7 @@ def test_empty_keeps_similarity_compares_the_empty_clip_with_the_clip() -> None:
     want = (s0 >= s).double()
     assert 0 < float(want.sum()) < 5  # both outcomes occur, so the test can fail either way
     assert torch.equal(empty_keeps_similarity(model, mag, text, 2), want)  # batching does not matter
+    assert torch.equal(empty_keeps_similarity(model, mag, text, 2, s), want)  # known similarities
     # prompts equal to the empty clip's own embedding: the empty clip matches them best (s0 = 1)
     e0 = torch.nn.functional.normalize(model.encode(torch.zeros_like(mag[:1])).embedding.float(), dim=-1)
     assert float(empty_keeps_similarity(model, mag, e0.expand(5, -1), 5).min()) == 1.0

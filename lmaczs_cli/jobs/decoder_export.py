@@ -110,15 +110,15 @@ def sanity_verdict(folder: Path, decoder: Path) -> dict[str, Any]:
     checked = ((_json(folder / "run.json").get("methods") or {}).get("lmaczs") or {}).get("decoder_sha256")
     if checked and checked != file_sha256(decoder):
         raise UsageError(f"--sanity-check {folder}: that check ran another decoder than {decoder}")
-    curve, ranks = mine[0].get("ssim_curve") or [], mine[0].get("rank_corr_curve") or []
-    return {"passed": bool(mine[0].get("passed")), "ssim_last": curve[-1] if curve else None,
+    m = mine[0]
+    return {"passed": bool(m.get("passed")), "ssim_last": _last(m.get("ssim_curve")),
             "pass_ssim": summary.get("pass_ssim"), "decoder_verified": bool(checked),
             # the chance levels (absent from summaries written before they existed)
-            "ssim_chance": mine[0].get("ssim_chance"), "rank_corr_last": ranks[-1] if ranks else None,
-            "rank_corr_chance": mine[0].get("rank_corr_chance"), "shape_kept": mine[0].get("shape_kept"),
-            "mask_mean_ratio_last": _last(mine[0].get("mask_mean_ratio_curve")),
+            "ssim_chance": m.get("ssim_chance"), "rank_corr_last": _last(m.get("rank_corr_curve")),
+            "rank_corr_chance": m.get("rank_corr_chance"), "shape_kept": m.get("shape_kept"),
+            "mask_mean_ratio_last": _last(m.get("mask_mean_ratio_curve")),
             # the share of clips in which the fully randomised model hears no evidence
-            "no_evidence_last": _last(mine[0].get("empty_keeps_s_curve"))}
+            "no_evidence_last": _last(m.get("empty_keeps_s_curve"))}
 
 
 def _last(curve: Any) -> Any:

@@ -264,7 +264,10 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
         for step in steps:
             chosen = [(n, by_name[n]) for n in step.blocks]
             with randomised(model, chosen, cfg.run.seed + 1000 * step.index):
-                empty_keeps = empty_keeps_similarity(model, clips.mag, text[clips.pred], cfg.run.batch_size)
+                # the intact model's similarities are the clips' own (no second encode at step 0)
+                known = clips.sims.gather(1, clips.pred[:, None])[:, 0] if step.index == 0 else None
+                empty_keeps = empty_keeps_similarity(model, clips.mag, text[clips.pred], cfg.run.batch_size,
+                                                     known)
                 for name, ex in explainers.items():
                     masks = _all_masks(model, ex, clips.mag, text[clips.pred], cfg.run.batch_size)
                     if name not in base:  # the intact step: its maps and their chance levels
@@ -292,19 +295,21 @@ def _randomisation(model, explainers: dict, clips: _Clips, text, cfg: SanityConf
 
 @torch.no_grad()
 def empty_keeps_similarity(model: ZeroShotModel, mag: torch.Tensor, text: torch.Tensor,
-                           batch_size: int) -> torch.Tensor:
+                           batch_size: int, sims: torch.Tensor | None = None) -> torch.Tensor:
     """1.0 per clip where the model matches an empty clip (all of |X| masked out) to the clip's
-    prompt ``text`` [N, D] at least as well as it matches the clip, else 0.0 [N].
+    prompt ``text`` [N, D] at least as well as it matches the clip, else 0.0 [N]. ``sims`` [N]:
+    the clips' similarities to their prompts when already known (else the clips are encoded).
 
     Where it is 1, nothing in the clip is evidence for the prompt to *this* model (removing all
     of it does not lower the match), so a faithful evidence map of it is empty: a map that fades
     on a randomised model is then what the model warrants, not a failure to show its shape.
     """
-    emb = torch.cat([model.encode(mag[s : s + batch_size]).embedding.float()
-                     for s in range(0, mag.shape[0], batch_size)])
+    if sims is None:
+        emb = torch.cat([model.encode(mag[i : i + batch_size]).embedding.float()
+                         for i in range(0, mag.shape[0], batch_size)])
+        sims = (emb * text.float()).sum(-1)
     empty = model.encode(torch.zeros_like(mag[:1])).embedding.float()
-    s, s_empty = (emb * text.float()).sum(-1), (empty * text.float()).sum(-1)
-    return (s_empty >= s).double()
+    return ((empty * text.float()).sum(-1) >= sims.float()).double()
 
 
 def chance_levels(maps: torch.Tensor, classes: torch.Tensor | None = None, seed: int = 0
