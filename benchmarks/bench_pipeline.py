@@ -24,10 +24,19 @@ one thread (the model's work in ``explain_many``, resynthesis, the WAV, the map,
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+
+def _scratch(prefix: str) -> Path:
+    """A temp folder removed when the benchmark exits (each explain run writes hundreds of MB)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def bench(name: str, n: int, batch: int, repeats: int, split: bool = False
@@ -45,7 +54,7 @@ def bench(name: str, n: int, batch: int, repeats: int, split: bool = False
     ckpt = None if name == "small" else "random"
     model = create_model(name) if ckpt is None else create_model(name, ckpt=ckpt)
     model.eval()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    tmp = _scratch(prefix="bench-pipeline-")
     rng = np.random.default_rng(0)
     sr, win = model.sample_rate, model.window_samples
     t = np.arange(win) / sr
@@ -79,7 +88,7 @@ def bench(name: str, n: int, batch: int, repeats: int, split: bool = False
     methods = ["lmaczs"] if ckpt is None else ["all-ones"]  # no decoder for random weights
 
     def job(writers: int, maps: bool) -> None:
-        out = Path(tempfile.mkdtemp(prefix="bench-out-"))  # not below the inputs
+        out = _scratch(prefix="bench-out-")  # not below the inputs
         run_explain(ExplainConfig(inputs=[tmp], out=out, methods=methods, prompt=["a sound of a tone"],
                                   writers=writers, maps=maps, run=run))
 
@@ -110,7 +119,7 @@ def _split(model, explainer, clips: list[Path], batch: int) -> dict[str, float]:
     from lmaczs_cli.runtime import RunOptions
 
     record = RunRecord("explain", model, {explainer.name: explainer}, {}, RunOptions(clap="small"))
-    out = Path(tempfile.mkdtemp(prefix="bench-split-"))
+    out = _scratch(prefix="bench-split-")
     t: dict[str, float] = dict.fromkeys(("model", "resynthesis", "wav", "map", "row"), 0.0)
     t0 = time.perf_counter()
     done = [e for r in explain_many(explainer, clips, ["a sound of a tone"], batch_size=batch)

@@ -16,8 +16,10 @@ cores the case kept busy). Start-up (imports, model build) is included: it is wh
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: a temp folder for the runs' own decoder registry
 SCRATCH = Path(tempfile.mkdtemp(prefix="bench-ranks-registry-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 
 
 def _port() -> int:
@@ -67,6 +70,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ranks-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     _run([sys.executable, "-m", "lmaczs_cli", "synth", "--n", str(args.clips), "--seed", "5", "--out",
           str(tmp / "synth"), "--quiet"])
     explain = ["explain", str(tmp / "synth" / "audio"), "--clap", "small", "--labels", "synth",
