@@ -99,8 +99,7 @@ class PerClipLMACZS(Explainer):
     def _tau(self, model: ZeroShotModel, a: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         if self.reference is not None:
             return (a @ self.reference.to(a.device).float().T).median(1).values
-        silent = model.encode(torch.zeros(1, model.n_freqs, model.n_frames, device=a.device))
-        return (silent.embedding.float() * text).sum(-1)
+        return (model.silence_embedding().to(a.device) * text).sum(-1)
 
     def _optimise(
         self,

@@ -488,9 +488,7 @@ def oracle_ceiling(
     classes = list(scenes.classes)
     text = model.embed_text(world.canonical_prompts(classes, template or world.PROMPT_TEMPLATE)).float()
     dev = model.device
-    with torch.no_grad():
-        silent = model.encode(torch.zeros(1, model.n_freqs, model.n_frames, device=dev)).embedding.float()
-    s_empty = (silent @ text.T)[0]
+    s_empty = (model.silence_embedding() @ text.T)[0]
     best, whole, multi, empty_err, event_only, per_event = [], [], [], [], [], 0
     for i in range(len(scenes)):
         sc = scenes.scene(i)

@@ -308,8 +308,7 @@ def empty_keeps_similarity(model: ZeroShotModel, mag: torch.Tensor, text: torch.
         emb = torch.cat([model.encode(mag[i : i + batch_size]).embedding.float()
                          for i in range(0, mag.shape[0], batch_size)])
         sims = (emb * text.float()).sum(-1)
-    empty = model.encode(torch.zeros_like(mag[:1])).embedding.float()
-    return ((empty * text.float()).sum(-1) >= sims.float()).double()
+    return ((model.silence_embedding() * text.float()).sum(-1) >= sims.float()).double()
 
 
 def chance_levels(maps: torch.Tensor, classes: torch.Tensor | None = None, seed: int = 0

@@ -160,6 +160,12 @@ class ZeroShotModel(nn.Module, ABC):
     def encode(self, magnitude: torch.Tensor) -> Encoded:
         """Differentiable audio embedding (and hidden maps) of a magnitude [B, F, T]."""
 
+    @torch.no_grad()
+    def silence_embedding(self) -> torch.Tensor:
+        """Audio embedding [1, D] (float32) of an all-zero magnitude: digital silence, or a clip
+        with every bin masked out."""
+        return self.encode(torch.zeros(1, self.n_freqs, self.n_frames, device=self.device)).embedding.float()
+
     @abstractmethod
     def _embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
         """Normalised text embeddings [P, D], uncached."""
