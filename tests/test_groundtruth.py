@@ -132,16 +132,21 @@ def test_groundtruth_selectivity_keys_match_a_hand_tally() -> None:
     from lmaczs_cli.data.synthetic import SyntheticDataset
     from lmaczs_cli.jobs.groundtruth import groundtruth_metrics
 
-    model = small.load_small(ckpt="random").eval()
-    scenes = SyntheticDataset(6, seed=5, split="test")
+    model = small.load_small().eval()  # the trained model: it hears some quiet events and not others
+    scenes = SyntheticDataset(12, seed=5, split="test")
     m = groundtruth_metrics(model, SoftEnergy(), scenes, batch_size=4)
     classes = list(scenes.classes)
     text = model.embed_text(world.canonical_prompts(classes))
     level = SoftEnergy.level(text).double().numpy()
     prec, rec, loud, quiet, means_p, means_a = [], [], [0, 0], [0, 0], [], []
+    quiet_rec, quiet_heard_rec = [], []
     for i in range(len(scenes)):
         sc = scenes.scene(i)
-        x = model.spectrogram(torch.from_numpy(sc.wave)[None])[0][0].double().numpy()
+        mag = model.spectrogram(torch.from_numpy(sc.wave)[None])[0]
+        x = mag[0].double().numpy()
+        with torch.no_grad():
+            sims = (model.encode(mag).embedding @ text.T)[0].tolist()
+        loudest_absent = max(v for v, c in zip(sims, classes, strict=True) if c not in sc.classes)
         base = x / x.max()
         for j, c in enumerate(classes):
             mask = base * level[j]
@@ -151,6 +156,10 @@ def test_groundtruth_selectivity_keys_match_a_hand_tally() -> None:
             g = sc.masks[c]
             prec.append((mask * x * g).sum() / (mask * x).sum())
             rec.append((mask * x * g).sum() / (x * g).sum())
+            if (x**2 * g).sum() / (x**2).sum() < 0.1:  # a quiet event: < 10 % of the clip's power
+                quiet_rec.append(rec[-1])
+                if sims[j] > loudest_absent:  # heard: its prompt beats every absent one
+                    quiet_heard_rec.append(rec[-1])
             peak = np.unravel_index(np.argmax(x), x.shape)  # the clip's own loudest bin
             tally = loud if g[peak] else quiet
             tally[0] += bool(g[np.unravel_index(np.argmax(mask * x), x.shape)])
@@ -158,6 +167,11 @@ def test_groundtruth_selectivity_keys_match_a_hand_tally() -> None:
     assert m["precision"] == pytest.approx(np.mean(prec), rel=1e-5)
     assert m["recall"] == pytest.approx(np.mean(rec), rel=1e-5)
     assert m["pointing_events_not_loudest"] == quiet[1] and loud[1] + quiet[1] == m["pointing_events"]
+    assert m["quiet_events"] == len(quiet_rec)
+    assert m["quiet_recall"] == pytest.approx(np.mean(quiet_rec), rel=1e-5)
+    assert 0 < len(quiet_heard_rec) < len(quiet_rec)  # the split is not trivial on this sample
+    assert m["quiet_events_heard"] == len(quiet_heard_rec)
+    assert m["quiet_recall_heard"] == pytest.approx(np.mean(quiet_heard_rec), rel=1e-5)
     assert loud[1] > 0 and quiet[1] > 0  # both kinds of event are in the sample
     # a mask that follows the clip's energy points at its loudest bin: all loud events, no quiet one
     assert m["pointing_loudest"] == loud[0] / loud[1] == 1.0

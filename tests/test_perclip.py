@@ -132,6 +132,17 @@ def test_event_tally_gain_quiet_recall_and_classes() -> None:
     assert 0.0 <= lo <= 0.5 <= hi <= 1.0
 
 
+def test_event_tally_splits_quiet_recall_by_what_the_model_hears() -> None:
+    mag = torch.tensor([[[10.0, 0.0], [0.0, 1.0]]])
+    quiet = torch.tensor([[[False, False], [False, True]]])
+    tally = EventTally()
+    tally.add(torch.tensor([[[0.0, 0.0], [0.0, 1.0]]]), mag, quiet, True, 0.0, "knock", heard=True)
+    tally.add(torch.tensor([[[0.0, 0.0], [0.0, 0.25]]]), mag, quiet, True, 0.0, "rain", heard=False)
+    m = tally.metrics()
+    assert m["quiet_events"] == 2 and m["quiet_recall"] == 0.625  # (1 + 0.25) / 2
+    assert m["quiet_events_heard"] == 1 and m["quiet_recall_heard"] == 1.0  # the unheard rain left out
+
+
 def test_class_term_matches_hand_computation() -> None:
     # clip [3, 4] -> a = [.6, .8]; prompts t_0 = [1, 0] (the clip's own caption), t_1 = [0, 1]
     import math

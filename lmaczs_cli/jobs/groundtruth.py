@@ -80,7 +80,11 @@ class EventTally:
     ``pointing_gain`` is the pointing game minus the all-ones mask's on the same events.
     Precision and recall are energy-weighted with the soft mask (``|X|`` per bin, as
     ``evaluate`` does): the share of ``M |X|`` inside the event, and of the event's ``|X|`` kept.
-    ``quiet_recall``: recall of events whose bins hold < :data:`QUIET_SHARE` of the clip's power.
+    ``quiet_recall``: recall of events whose bins hold < :data:`QUIET_SHARE` of the clip's power;
+    ``quiet_recall_heard``: the same over the quiet events the model *hears* (their prompt's
+    similarity to the clip beats every absent class prompt's). An evidence map of a prompt the
+    model ranks below an absent one has no evidence to show, so the split says whether a miss is
+    the explainer's or the model's.
     """
 
     def __init__(self, tolerances: tuple[float, ...] = JOINT_TOLERANCES) -> None:
@@ -89,9 +93,10 @@ class EventTally:
 
     def add(
         self, mask: torch.Tensor, mag: torch.Tensor, gt: torch.Tensor, multi: bool, err: float,
-        cls: str = "",
+        cls: str = "", heard: bool = True,
     ) -> None:
-        """Score one present event: ``mask``, ``mag``, ``gt`` are [1, F, T]; ``err`` = |s - s~|."""
+        """Score one present event: ``mask``, ``mag``, ``gt`` are [1, F, T]; ``err`` = |s - s~|;
+        ``heard``: the event's prompt beats every absent prompt on this clip."""
         hit = bool(energy_pointing_game(mask, mag, gt)[0])
         loudest = bool(energy_pointing_game(torch.ones_like(mag), mag, gt)[0])
         pr = mask_precision_recall(mask, gt, energy=mag, threshold=None)
@@ -99,6 +104,7 @@ class EventTally:
         share = float((power * gt).sum() / power.sum().clamp_min(1e-30))
         self.rows.append({
             "hit": hit, "loudest": loudest, "multi": multi, "err": err, "cls": cls, "share": share,
+            "heard": heard,
             "precision": float(pr["precision"][0]), "recall": float(pr["recall"][0]),
         })
 
@@ -114,6 +120,7 @@ class EventTally:
         gain = hits - self._col("loudest")
         not_loud = self._col("hit", lambda r: not r["loudest"])
         quiet = self._col("recall", lambda r: r["share"] < QUIET_SHARE)
+        quiet_heard = self._col("recall", lambda r: r["share"] < QUIET_SHARE and r["heard"])
         prec, rec = self._col("precision"), self._col("recall")
         classes = sorted({r["cls"] for r in self.rows if r["cls"]})
         out: dict[str, Any] = {
@@ -130,10 +137,12 @@ class EventTally:
             "precision": mean(prec),
             "recall": mean(rec),
             "quiet_recall": mean(quiet),
+            "quiet_recall_heard": mean(quiet_heard),
             "pointing_events": n,
             "pointing_events_multi": int(sum(r["multi"] for r in self.rows)),
             "pointing_events_not_loudest": len(not_loud),
             "quiet_events": len(quiet),
+            "quiet_events_heard": len(quiet_heard),
             "pointing_not_loudest_by_class": {
                 c: mean(self._col("hit", lambda r, c=c: r["cls"] == c and not r["loudest"]))
                 for c in classes
@@ -141,7 +150,7 @@ class EventTally:
             "ci95": {
                 "pointing": ci95(hits), "pointing_gain": ci95(gain),
                 "pointing_not_loudest": ci95(not_loud), "precision": ci95(prec),
-                "recall": ci95(rec), "quiet_recall": ci95(quiet),
+                "recall": ci95(rec), "quiet_recall": ci95(quiet), "quiet_recall_heard": ci95(quiet_heard),
             },
         }
         return out
@@ -335,6 +344,8 @@ def groundtruth_metrics(
             s = (enc.embedding.float() @ text.float().T).cpu()  # [B, P]
         m, st = _pair_masks(model, explainer, mag, enc, text)
         for i, sc in enumerate(batch):
+            absent = [j for j, c in enumerate(classes) if c not in sc.classes]
+            loudest_absent = float(s[i, absent].max()) if absent else -float("inf")
             for j, c in enumerate(classes):
                 gt = sc.masks.get(c) if sc.masks else None
                 if gt is None:
@@ -344,7 +355,8 @@ def groundtruth_metrics(
                     continue
                 g = torch.from_numpy(gt).to(dev)[None]
                 err = abs(float(s[i, j]) - float(st[i, j]))
-                tally.add(m[i : i + 1, j], mag[i : i + 1], g, len(sc.masks) > 1, err, c)
+                tally.add(m[i : i + 1, j], mag[i : i + 1], g, len(sc.masks) > 1, err, c,
+                          heard=float(s[i, j]) > loudest_absent)
         kept = (m * mag[:, None]).sum(-2).double().cpu().numpy()  # [B, P, T]
         energy = mag.sum(-2).double().cpu().numpy()
         for i, sc in enumerate(batch):
@@ -583,7 +595,8 @@ SCENE_CONDITIONS: dict[str, dict[str, Any]] = {
 #: the columns of ``--table``
 TABLE_KEYS = (
     "pointing", "pointing_gain", "pointing_not_loudest", "precision", "recall", "quiet_recall",
-    "mae_present", "mae_absent", "mask_mean_present", "mask_mean_absent", "event_f1", "segment_f1", "psds1",
+    "quiet_recall_heard", "mae_present", "mae_absent", "mask_mean_present", "mask_mean_absent",
+    "event_f1", "segment_f1", "psds1",
 )
 
 
