@@ -230,6 +230,42 @@ def test_sanity_check_prints_how_often_the_model_hears_no_evidence(tmp_path: Pat
     line = [x for x in r.output.splitlines() if x.startswith("evidence:")]
     assert len(line) == 1 and f"{100 * curve[0]:.0f} % of clips with the intact model" in line[0]
     assert f"{100 * curve[-1]:.0f} % after the last block" in line[0]
+    split = summary["last_step_by_evidence"]  # the last step's clips, by the same per-clip flag
+    assert split["hears_nothing"]["n"] == round(4 * curve[-1])
+    assert split["heard"]["n"] + split["hears_nothing"]["n"] == 4
+    lead = "  after the last block, where the randomised model"
+    assert sum(x.startswith(lead) for x in r.output.splitlines()) == 1
+
+
+def test_evidence_split_groups_the_last_step_by_what_the_randomised_model_hears() -> None:
+    from lmaczs_cli.jobs.sanity import evidence_split
+    from lmaczs_cli.report.studies import evidence_split_line
+
+    def row(step, keeps, ratio, rank, margin):  # as read back from ssim_samples.csv: strings
+        return {"method": "m", "step": str(step), "empty_keeps_s": str(keeps), "mask_mean_ratio": str(ratio),
+                "rank_corr": str(rank), "rank_corr_above_chance": str(margin)}
+
+    rows = [row(0, 0, 1, 1, 0.9)] * 5 + [row(1, 0, 9, 0.9, 0.9)] * 3 + [  # intact and an earlier step
+        row(2, 0, 0.5, 0.2, 0.1), row(2, 0, 0.7, 0.4, 0.3), row(2, 0, 0.9, "nan", "nan"),
+        row(2, 1, 0.01, 0.6, 0.5), row(2, 1, 0.03, 0.8, 0.5),
+        {**row(2, 0, 5, 5, 5), "method": "other"}]
+    split = evidence_split(rows, "m")
+    heard, nothing = split["heard"], split["hears_nothing"]
+    assert heard["n"] == 3 and heard["mask_mean_ratio"] == 0.7  # the median of 0.5, 0.7, 0.9
+    assert abs(heard["rank_corr"] - 0.3) < 1e-12  # NaN (a constant map) left out
+    assert math.isnan(heard["rank_corr_above_chance"])  # two ranked clips: too few for a CI
+    assert nothing["n"] == 2 and abs(nothing["mask_mean_ratio"] - 0.02) < 1e-12
+    assert abs(nothing["rank_corr"] - 0.7) < 1e-12
+    line = evidence_split_line({"last_step_by_evidence": split})
+    heard_part = "still hears the prompt (3 clips): mask mean 0.70 x intact (median), rank correlation 0.30;"
+    assert heard_part in line
+    assert "hears nothing (2 clips): mask mean 0.02 x intact (median), rank correlation 0.70" in line
+    assert "margin" not in line  # no CI with fewer than three ranked clips
+    three = rows + [row(2, 0, 0.8, 0.6, 0.5)]
+    ci = evidence_split(three, "m")["heard"]["rank_corr_above_chance_ci"]
+    assert ci[0] <= 0.3 <= ci[1] and ci[0] >= 0.1 and ci[1] <= 0.5  # mean of 0.1, 0.3, 0.5
+    assert evidence_split([{**r, "empty_keeps_s": ""} for r in rows], "m") is None  # an older run's rows
+    assert evidence_split_line({}) is None
 
 
 def test_randomised_small_weights_are_sanity_checks_last_step(tmp_path: Path) -> None:

@@ -21,7 +21,10 @@ against any sparse map), and the Spearman rank correlation to the intact maps
 with its chance level, which says whether the maps keep their shape (shape_kept
 in summary.json), and on how many clips an empty clip matches the prompt as well
 as the clip (the randomised model hears no evidence there, so a faithful map may
-fade: empty_keeps_s_curve). Prompt sensitivity compares maps for
+fade: empty_keeps_s_curve). After the last block it splits the clips by that flag
+and prints, for each group, how far the maps fade and how much shape they keep: a
+faithful map fades where the randomised model hears nothing and changes shape
+where it still hears something (last_step_by_evidence). Prompt sensitivity compares maps for
 the predicted prompt with maps for unrelated prompts and relates mask mean to
 similarity. The model's weights are restored after every step.
 
@@ -82,7 +85,7 @@ def sanity_check(
 
 def print_sanity(summary: dict) -> None:
     """The checks as a table on stdout, then the pass/fail line and the chance levels per method."""
-    from lmaczs_cli.report.studies import chance_line, evidence_line, verdict
+    from lmaczs_cli.report.studies import chance_line, evidence_line, evidence_split_line, verdict
 
     def curve(r: dict, key: str) -> str:
         return " ".join(f"{v:.2f}" for v in r.get(key) or [])
@@ -96,9 +99,9 @@ def print_sanity(summary: dict) -> None:
                                   "SSIM true vs wrong prompt", "corr(mask mean, s)"], rows)
     for r in summary["methods"]:
         typer.echo(verdict(r, summary["pass_ssim"])[1])
-        line = chance_line(r)
-        if line:
-            typer.echo(line)
+        for line in (chance_line(r), evidence_split_line(r)):
+            if line:
+                typer.echo(line)
     evidence = evidence_line(summary["methods"])
     if evidence:
         typer.echo(evidence)

@@ -202,7 +202,7 @@ def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[d
     ssim_summary = [r for r in M.summarise(ssim_rows, SUMMARY_METRICS, ["method", "step", "block"])
                     if r["n"] or r["metric"] not in CHANCE_KEYS]  # chance levels: intact step only
     all_ssim = out.update_table("ssim.csv", ssim_summary, SSIM_COLUMNS, whole, mine)
-    out.update_table("ssim_samples.csv", ssim_rows,
+    all_samples = out.update_table("ssim_samples.csv", ssim_rows,
                      ["method", "step", "block", "clip", "ssim", "mask_mean_ratio", "rank_corr",
                       "rank_corr_above_chance", "empty_keeps_s", *CHANCE_KEYS, "in_domain"],
                      whole, mine)
@@ -214,8 +214,9 @@ def _write_outputs(out, cfg: SanityConfig, methods: list[str], ssim_rows: list[d
         {"method": r["method"], "condition": "clean", "similarity": float(r["similarity"]),
          "mask_mean": float(r["mask_mean"])} for r in all_sens])
     every = list(dict.fromkeys(r["method"] for r in all_ssim))
-    write_text_atomic(cfg.out / "summary.json", json.dumps(_summary(all_ssim, all_sens, every), indent=2))
-    return _summary(ssim_summary, sens_rows, methods)
+    write_text_atomic(cfg.out / "summary.json",
+                      json.dumps(_summary(all_ssim, all_sens, every, all_samples), indent=2))
+    return _summary(ssim_summary, sens_rows, methods, ssim_rows)
 
 
 def _load_clips(model: ZeroShotModel, items: list, text: torch.Tensor, run: RunOptions,
@@ -381,10 +382,53 @@ def _sens_row(method: str, clip: str, labels: list[str], prompt: int, true: int,
             "mask_mean": float(mask.mean()), "ssim_to_true": ssim}
 
 
-def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]) -> dict:
+def evidence_split(samples: list[dict], method: str) -> dict[str, dict[str, Any]] | None:
+    """``method``'s clips after the last randomisation step, split by whether the randomised model
+    still hears evidence in the clip (``heard``: an empty clip matches the prompt worse than the
+    clip) or not (``hears_nothing``). Per group: ``n``, the median of the randomised maps' mask
+    mean over the intact ones (``mask_mean_ratio``), the mean rank correlation to the intact maps,
+    and its mean margin over chance with a 95 % bootstrap CI (NaN with fewer than
+    :data:`MIN_CLIPS_SHAPE` ranked clips). None when there are no randomised rows (rows may come
+    back from CSV as strings; an older run's rows have no ``empty_keeps_s``)."""
+    import math
+
+    import numpy as np
+
+    from lmaczs_cli.metrics import bootstrap_ci
+
+    def num(v: Any) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return math.nan
+
+    mine = [r for r in samples if r.get("method") == method and num(r.get("step")) > 0]
+    if not mine or any(math.isnan(num(r.get("empty_keeps_s"))) for r in mine):
+        return None
+    last = max(num(r["step"]) for r in mine)
+    out: dict[str, dict[str, Any]] = {}
+    for name, flag in (("heard", 0.0), ("hears_nothing", 1.0)):
+        rows = [r for r in mine if num(r["step"]) == last and num(r["empty_keeps_s"]) == flag]
+
+        def finite(key: str, rows: list[dict] = rows) -> np.ndarray:
+            v = np.array([num(r.get(key)) for r in rows], dtype=float)
+            return v[np.isfinite(v)]
+
+        ratio, rank, margin = finite("mask_mean_ratio"), finite("rank_corr"), finite("rank_corr_above_chance")
+        mean, lo, hi = bootstrap_ci(margin) if len(margin) >= MIN_CLIPS_SHAPE else (math.nan,) * 3
+        out[name] = {"n": len(rows),
+                     "mask_mean_ratio": float(np.median(ratio)) if len(ratio) else math.nan,
+                     "rank_corr": float(rank.mean()) if len(rank) else math.nan,
+                     "rank_corr_above_chance": mean, "rank_corr_above_chance_ci": [lo, hi]}
+    return out
+
+
+def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str],
+             samples: list[dict] | None = None) -> dict:
     """Per method: the SSIM and rank-correlation curves with their chance levels, SSIM to unrelated
-    prompts, corr(mask mean, s), passed or not, and whether the shape outlives randomisation
-    (rows may be fresh or read back from CSV)."""
+    prompts, corr(mask mean, s), passed or not, whether the shape outlives randomisation, and
+    (with the per-clip ``samples``) the last step split by evidence (:func:`evidence_split`;
+    rows may be fresh or read back from CSV)."""
     import numpy as np
 
     def curve(m: str, metric: str) -> list[dict]:
@@ -418,6 +462,7 @@ def _summary(ssim_summary: list[dict], sens_rows: list[dict], methods: list[str]
                     "empty_keeps_s_curve": [float(r["mean"]) for r in curve(m, "empty_keeps_s")],
                     # None: too few ranked clips (constant or NaN maps, one clip) or an older run's rows
                     "shape_kept": bool(lo > 0) if lo == lo else None,
+                    "last_step_by_evidence": evidence_split(samples or [], m),
                     "ssim_true_vs_wrong_prompt": float(np.mean(wrong)) if wrong else float("nan"),
                     "corr_mask_mean_similarity": corr,
                     "passed": bool(len(values) > 1 and values[-1] <= PASS_SSIM)})

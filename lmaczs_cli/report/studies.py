@@ -152,6 +152,32 @@ def chance_line(method: dict[str, Any]) -> str | None:
             f"between two clips' maps: {shape} (margin {ci[0] + 0:.2f} to {ci[1] + 0:.2f}, 95 % CI)")
 
 
+def evidence_split_line(method: dict[str, Any]) -> str | None:
+    """The last step split by whether the randomised model still hears evidence in the clip: how
+    much each group's maps fade and how much shape they keep; None without the split (older runs)."""
+    split = method.get("last_step_by_evidence")
+    if not isinstance(split, dict):
+        return None
+    parts = []
+    for key, what in (("heard", "where the randomised model still hears the prompt"),
+                      ("hears_nothing", "where it hears nothing")):
+        g = split.get(key) or {}
+        n = int(number(g.get("n")) or 0)
+        if not n:
+            parts.append(f"{what}: no clips")
+            continue
+        ratio, rank = number(g.get("mask_mean_ratio")), number(g.get("rank_corr"))
+        ci = [number(v) for v in g.get("rank_corr_above_chance_ci") or [None, None]]
+        text = f"{what} ({n} clips): mask mean " + (
+            f"{ratio:.2f} x intact (median)" if ratio is not None else "n/a")
+        if rank is not None:
+            text += f", rank correlation {rank:.2f}"
+        if None not in ci:
+            text += f" (margin over chance {ci[0] + 0:.2f} to {ci[1] + 0:.2f}, 95 % CI)"
+        parts.append(text)
+    return "  after the last block, " + "; ".join(parts)
+
+
 def evidence_line(methods: list[dict[str, Any]]) -> str | None:
     """How often the intact and the fully randomised model hear no evidence in the clip (an empty
     clip matches the prompt as well as the clip); None for a summary.json without it (older runs)."""
