@@ -95,7 +95,12 @@ def write_sanity(out: Path) -> dict[str, Any]:
     """summary.json (one method passes, one fails, one NaN), ssim.csv and ssim.png."""
     summary = {"methods": [
         {"method": "lmaczs", "ssim_curve": [1.0, 0.61, 0.12], "ssim_true_vs_wrong_prompt": 0.4,
-         "corr_mask_mean_similarity": 0.7, "passed": True, "empty_keeps_s_curve": [0.0, 0.5, 0.92]},
+         "corr_mask_mean_similarity": 0.7, "passed": True, "empty_keeps_s_curve": [0.0, 0.5, 0.92],
+         "last_step_by_evidence": {
+             "heard": {"n": 4, "mask_mean_ratio": 0.61, "rank_corr": 0.05,
+                       "rank_corr_above_chance_ci": [-0.1, 0.12]},
+             "hears_nothing": {"n": 46, "mask_mean_ratio": 0.02, "rank_corr": 0.3,
+                               "rank_corr_above_chance_ci": [0.1, 0.4]}}},
         {"method": "gradcam", "ssim_curve": [1.0, 0.9, 0.8], "ssim_true_vs_wrong_prompt": float("nan"),
          "corr_mask_mean_similarity": float("nan"), "passed": False}], "pass_ssim": 0.25}
     out.mkdir(parents=True, exist_ok=True)

@@ -335,6 +335,10 @@ def test_sanity_check_verdicts_curve_and_plots(tmp_path: Path) -> None:
     # how often the model hears no evidence, from the intact model to the last step; once per page
     assert text.count("the explained prompt at least as well as the clip on 0 % of clips with the intact "
                       "model and 92 % after the last block") == 1
+    # the last step split by evidence, under the method's verdict (gradcam's summary has none)
+    assert text.count("after the last block, where the randomised model still hears the prompt (4 clips): "
+                      "mask mean 0.61 x intact (median), rank correlation 0.05 (margin over chance -0.10 to "
+                      "0.12, 95 % CI); where it hears nothing (46 clips): mask mean 0.02 x intact") == 1
     from lmaczs_cli.report.studies import evidence_line
 
     assert evidence_line([{"method": "older run"}]) is None  # summary.json written before the curve

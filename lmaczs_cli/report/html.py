@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING
 
 from lmaczs_cli.report.links import href
 from lmaczs_cli.report.provenance import summary_fields
-from lmaczs_cli.report.studies import METRIC_NOTES, Cell, chance_line, evidence_line, number, verdict
+from lmaczs_cli.report.studies import (
+    METRIC_NOTES,
+    Cell,
+    chance_line,
+    evidence_line,
+    evidence_split_line,
+    number,
+    verdict,
+)
 
 if TYPE_CHECKING:
     from lmaczs_cli.report import Report
@@ -175,9 +183,9 @@ def _sanity(rep: Report) -> str:
     for m in san.methods:
         passed, line = verdict(m, san.pass_ssim)
         out.append(f'<p class="verdict {"pass" if passed else "fail"}">{e(line)}</p>')
-        chance = chance_line(m)
-        if chance:
-            out.append(f'<p class="legend">{e(chance.strip())}</p>')
+        for extra in (chance_line(m), evidence_split_line(m)):
+            if extra:
+                out.append(f'<p class="legend">{e(extra.strip())}</p>')
     evidence = evidence_line(san.methods)
     if evidence:
         out.append(f'<p class="legend">{e(evidence)}</p>')
