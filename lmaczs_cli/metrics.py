@@ -300,7 +300,7 @@ def bootstrap_ci(
     return (mean, float(lo), float(hi))
 
 
-def _to_float(v: Any) -> float | None:
+def cell_float(v: Any) -> float | None:
     """A cell of a per-sample row as float; None for a missing value ('', None, NaN)."""
     if v is None or (isinstance(v, str) and v.strip() == ""):
         return None
@@ -333,7 +333,7 @@ def summarise(
     out: list[dict[str, Any]] = []
     for gval, grows in groups.items():
         for m in metric_keys:
-            vals = [f for f in (_to_float(r.get(m)) for r in grows) if f is not None]
+            vals = [f for f in (cell_float(r.get(m)) for r in grows) if f is not None]
             mean, lo, hi = bootstrap_ci(np.asarray(vals), n_boot=n_boot, alpha=alpha, seed=seed)
             out.append({**dict(zip(group_keys, gval, strict=True)), "metric": m, "mean": mean, "ci_low": lo,
                         "ci_high": hi, "n": len(vals)})

@@ -390,36 +390,29 @@ def evidence_split(samples: list[dict], method: str) -> dict[str, dict[str, Any]
     and its mean margin over chance with a 95 % bootstrap CI (NaN with fewer than
     :data:`MIN_CLIPS_SHAPE` ranked clips). None when there are no randomised rows (rows may come
     back from CSV as strings; an older run's rows have no ``empty_keeps_s``)."""
-    import math
-
     import numpy as np
 
-    from lmaczs_cli.metrics import bootstrap_ci
+    from lmaczs_cli import metrics as M
 
-    def num(v: Any) -> float:
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return math.nan
-
-    mine = [r for r in samples if r.get("method") == method and num(r.get("step")) > 0]
-    if not mine or any(math.isnan(num(r.get("empty_keeps_s"))) for r in mine):
+    mine = [r for r in samples if r.get("method") == method and (M.cell_float(r.get("step")) or 0) > 0]
+    if not mine or any(M.cell_float(r.get("empty_keeps_s")) is None for r in mine):
         return None
-    last = max(num(r["step"]) for r in mine)
+    last = max(M.cell_float(r["step"]) for r in mine)
+    final = [r for r in mine if M.cell_float(r["step"]) == last]
+    nan = float("nan")
     out: dict[str, dict[str, Any]] = {}
     for name, flag in (("heard", 0.0), ("hears_nothing", 1.0)):
-        rows = [r for r in mine if num(r["step"]) == last and num(r["empty_keeps_s"]) == flag]
-
-        def finite(key: str, rows: list[dict] = rows) -> np.ndarray:
-            v = np.array([num(r.get(key)) for r in rows], dtype=float)
-            return v[np.isfinite(v)]
-
-        ratio, rank, margin = finite("mask_mean_ratio"), finite("rank_corr"), finite("rank_corr_above_chance")
-        mean, lo, hi = bootstrap_ci(margin) if len(margin) >= MIN_CLIPS_SHAPE else (math.nan,) * 3
+        rows = [r for r in final if M.cell_float(r["empty_keeps_s"]) == flag]
+        stats = {x["metric"]: x for x in M.summarise(rows, ["rank_corr", "rank_corr_above_chance"], [])}
+        ratio = [v for v in (M.cell_float(r.get("mask_mean_ratio")) for r in rows) if v is not None]
+        margin = stats.get("rank_corr_above_chance", {})
+        enough = margin.get("n", 0) >= MIN_CLIPS_SHAPE
         out[name] = {"n": len(rows),
-                     "mask_mean_ratio": float(np.median(ratio)) if len(ratio) else math.nan,
-                     "rank_corr": float(rank.mean()) if len(rank) else math.nan,
-                     "rank_corr_above_chance": mean, "rank_corr_above_chance_ci": [lo, hi]}
+                     "mask_mean_ratio": float(np.median(ratio)) if ratio else nan,
+                     "rank_corr": float(stats.get("rank_corr", {}).get("mean", nan)),
+                     "rank_corr_above_chance": float(margin["mean"]) if enough else nan,
+                     "rank_corr_above_chance_ci": [float(margin["ci_low"]), float(margin["ci_high"])]
+                     if enough else [nan, nan]}
     return out
 
 
